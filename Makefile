@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make demo` (the main job) and `make test` (all tests).
+# Both create the project-local virtualenv .venv first, from the exact versions in requirements/constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# tcmalloc steadies PyTorch's CPU speed (glibc malloc made training times noisy); used when installed.
+TCMALLOC := $(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib64/libtcmalloc_minimal.so.4))
+export LD_PRELOAD := $(TCMALLOC)
+
+.PHONY: demo test venv check-sync nbtest pytest docs-check bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/skinseg demo
+
+test: $(STAMP) check-sync nbtest pytest docs-check
+
+# The notebooks are the source: exporting and cleaning them must change nothing.
+check-sync: $(STAMP)
+	@snap=$$(mktemp -d); cp -r skinseg nbs $$snap/; \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && \
+	if ! diff -r -q -x __pycache__ $$snap/skinseg skinseg || ! diff -r -q -x .ipynb_checkpoints $$snap/nbs nbs; then \
+	  echo "ERROR: nbdev-export/nbdev-clean changed the files above: notebooks and skinseg/ were out of sync or unclean." \
+	       "Commit the result of 'nbdev-export && nbdev-clean'."; exit 1; fi; \
+	echo "check-sync: notebooks clean, skinseg/ matches nbdev-export"
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+docs-check: $(STAMP)
+	$(BIN)/python docs/check_docs.py
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf _docs _proc docs_check .pytest_cache
