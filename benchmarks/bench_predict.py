@@ -1,0 +1,120 @@
+"""`skinseg.core.predict` end to end on 600x450 dermoscopy images vs the raw model forward on prepared tensors.
+
+`forward` runs `lesion_prob` (model + softmax) alone on the very tensors predict builds (decoded, resized,
+normalised, in the memory layout predict gives them); `forward_nchw` on contiguous NCHW copies, to show the
+layout effect. `predict_files` takes JPEG paths (decode included), `predict_arrays` decoded 600x450 arrays.
+Prints the throughput ratios (goal >= 0.90), single-image latency p50/p95, and a per-stage breakdown of the
+pipeline run stage by stage in one thread (read+resize, normalise, forward, upsample+threshold), so a shortfall
+can be traced to its stage. Variants are interleaved in one process; medians of repeats, warm-up excluded.
+"""
+import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import *
+import time, numpy as np, torch
+from PIL import Image
+import skinseg.core as core
+from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, as_rgb_array, lesion_prob
+
+REAL_MODEL = REPO/'models'/'ham10000_96x128'
+
+def get_images(n:int):
+    "`n` 600x450 image files: the real full-resolution HAM10000 sample repeated, or synthetic ones if it is absent."
+    d = find_data_dir('ham10000_fullres_sample')
+    files = sorted(d.rglob('*.jpg')) if d else []
+    if files: source = f'real: the {len(files)} HAM10000 originals (600x450) of {d.name}, repeated'
+    else:
+        tmp = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (450, 600, 3), dtype=np.uint8)).save(tmp/f'synthetic_{i}.jpg', quality=90)
+        files, source = sorted(tmp.glob('*.jpg')), 'SYNTHETIC 600x450 noise JPEGs (real sample not found)'
+    return [files[i % len(files)] for i in range(n)], source
+
+def get_model(model_dir, size):
+    "`(model, config)` of the trained model if present, else a random-weight smp U-Net at `size` (same speed)."
+    if model_dir and Path(model_dir).is_dir():
+        m, cfg = load_model(model_dir); return (m, cfg), f'trained model {model_dir}'
+    torch.manual_seed(0)
+    return (build_model(pretrained=False).eval(), default_config(input_size=list(size))), \
+           f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'
+
+def _load_resized(item, size):
+    "predict's own read+resize step when core has one (`_load_resized`), else read_image + PIL bilinear resize."
+    if hasattr(core, '_load_resized'): return core._load_resized(item, size)
+    a = as_rgb_array(item)
+    return np.asarray(Image.fromarray(a).resize((size[1], size[0]), Image.BILINEAR)), a.shape[:2]
+
+def _normalise(resized, cfg):
+    "The float batch predict feeds the model, from uint8 arrays at the input size (same layout predict makes)."
+    x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float().div_(255)
+    return (x - torch.tensor(cfg['mean']).view(1, 3, 1, 1)) / torch.tensor(cfg['std']).view(1, 3, 1, 1)
+
+def _full_size(p, hw, thr):
+    "predict's upsample+threshold step when core has one (`_full_size`), else bilinear interpolate + threshold."
+    if hasattr(core, '_full_size'): return core._full_size(p, hw, thr)[0]
+    up = torch.nn.functional.interpolate(p[None, None], size=tuple(hw), mode='bilinear', align_corners=False)[0, 0]
+    return (up > thr).to(torch.uint8).mul_(255).numpy()
+
+def stage_times(paths, model_cfg, bs):
+    "Seconds each stage of `predict` takes on `paths`, run one stage after the other in a single thread."
+    net, cfg = model_cfg
+    size = tuple(cfg['input_size'])
+    t = dict(read_resize=0., normalise=0., forward_softmax=0., upsample_threshold=0.)
+    for i in range(0, len(paths), bs):
+        t0 = time.perf_counter(); loaded = [_load_resized(p, size) for p in paths[i:i+bs]]
+        t1 = time.perf_counter(); x = _normalise([a for a, _ in loaded], cfg)
+        t2 = time.perf_counter(); probs = lesion_prob(net, x)
+        t3 = time.perf_counter(); [_full_size(p, hw, cfg['threshold']) for p, (_, hw) in zip(probs, loaded)]
+        t4 = time.perf_counter()
+        for k, a, b in zip(t, [t0, t1, t2, t3], [t1, t2, t3, t4]): t[k] += b - a
+    return t
+
+def main(args=None):
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument('--n', type=int, default=64, help='images per throughput measurement')
+    p.add_argument('--bs', type=int, default=16, help="predict's batch size (its default)")
+    p.add_argument('--size', type=int, nargs=2, default=[96, 128], help='input size of the random model when no trained one')
+    p.add_argument('--repeats', type=int, default=7)
+    p.add_argument('--latency-n', type=int, default=40, help='single-image calls for p50/p95')
+    p.add_argument('--tta', action='store_true', help='flip test-time augmentation in both predict and forward')
+    p.add_argument('--model', default=str(REAL_MODEL))
+    args = p.parse_args(args)
+    if args.quick: args.n, args.bs, args.repeats, args.latency_n, args.size = 4, 2, 2, 3, [48, 64]
+    show_hardware()
+    paths, img_source = get_images(args.n)
+    model_cfg, model_source = get_model(None if args.quick else args.model, args.size)
+    net, cfg = model_cfg
+    size = tuple(cfg['input_size'])
+    arrays = [read_image(f) for f in paths]
+    print(f"# images: {img_source}; model: {model_source}; {args.n} images, bs {args.bs}, tta {args.tta}")
+    xs = [_normalise([_load_resized(a, size)[0] for a in arrays[i:i+args.bs]], cfg) for i in range(0, args.n, args.bs)]
+    layout = 'channels_last' if xs[0].is_contiguous(memory_format=torch.channels_last) and not xs[0].is_contiguous() else 'nchw'
+    xs_nchw = [x.contiguous() for x in xs]
+    def forward(batches):
+        for x in batches: lesion_prob(net, x, args.tta)
+    run = lambda items: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False)
+    fns = dict(forward=lambda: forward(xs), forward_nchw=lambda: forward(xs_nchw),
+               predict_arrays=lambda: run(arrays), predict_files=lambda: run(paths))
+    t = interleaved(fns, repeats=args.repeats, warmup=1)
+    ips = {k: args.n / v['median_s'] for k, v in t.items()}
+    ratio = {k: ips[k] / ips['forward'] for k in ('predict_files', 'predict_arrays', 'forward_nchw')}
+    print(f"# forward input as predict makes it: {layout}")
+    for k in fns: print(f"{k:16s} {ips[k]:7.1f} images/s  (median of {args.repeats}: {t[k]['median_s']:.3f} s for {args.n})")
+    for k, r in ratio.items(): print(f"ratio {k}/forward = {r:.3f}" + ('  (goal >= 0.90)' if k.startswith('predict') else ''))
+    stages = [stage_times(paths, model_cfg, args.bs) for _ in range(2 if args.quick else 3)]
+    stages_ms = {k: 1000 * median([s[k] for s in stages]) / args.n for k in stages[0]}
+    print("per-image stage times, one thread, no overlap (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages_ms.items()))
+    lat = {}
+    for name, item in (('file', paths[0]), ('array', arrays[0])):
+        predict(item, model_cfg)
+        ts = []
+        for _ in range(args.latency_n):
+            t0 = time.perf_counter(); predict(item, model_cfg, tta=args.tta, postprocess=False); ts.append(time.perf_counter() - t0)
+        lat[name] = dict(p50_ms=round(1000 * float(np.percentile(ts, 50)), 2), p95_ms=round(1000 * float(np.percentile(ts, 95)), 2), n=len(ts))
+        print(f"single-image latency from {name} (600x450): p50 {lat[name]['p50_ms']:.1f} ms, p95 {lat[name]['p95_ms']:.1f} ms")
+    return finish(args, 'predict', dict(
+        images=img_source, model=model_source, input_size=list(size), image_size=list(arrays[0].shape[:2]), n_images=args.n,
+        bs=args.bs, tta=args.tta, forward_input_layout=layout,
+        images_per_s={k: round(v, 2) for k, v in ips.items()}, ratio_to_forward={k: round(v, 4) for k, v in ratio.items()},
+        goal_ratio=0.90, stage_ms_per_image={k: round(v, 3) for k, v in stages_ms.items()},
+        latency_ms=lat, details=t))
+
+if __name__ == '__main__': main()

@@ -1,0 +1,96 @@
+"Shared fixtures: a tiny saved model, a synthetic dataset, bad files of every kind, and the console script."
+import importlib, inspect, os, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+
+import skinseg.core  # first: it sets up torchvision before anything imports it
+from skinseg.core import build_model, default_config, save_model
+
+SKINSEG = str(Path(sys.executable).with_name('skinseg'))
+TINY_SIZE = [32, 32]
+
+def optional_attr(module:str, name:str):
+    "`module.name` when a parallel helper has already written it, else skip the test that needs it."
+    try: mod = importlib.import_module(module)
+    except ImportError: pytest.skip(f"{module} is not written yet")
+    if not hasattr(mod, name): pytest.skip(f"{module}.{name} is not written yet")
+    return getattr(mod, name)
+
+def run_skinseg(*args, timeout=300, env=None, **kw) -> subprocess.CompletedProcess:
+    "Run the `skinseg` console script as a user would, and check that no traceback reached the user."
+    env = {**os.environ, 'PYTHONWARNINGS': 'ignore', **(env or {})}
+    r = subprocess.run([SKINSEG, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    assert 'Traceback' not in r.stdout + r.stderr, f"skinseg {' '.join(map(str, args))} printed a traceback:\n{r.stderr}"
+    return r
+
+def run_inprocess(*args) -> subprocess.CompletedProcess:
+    "Run `skinseg ARGS` through the console script's own entry point in this process (no 8 s start-up per call)."
+    import contextlib, io, traceback
+    from skinseg.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: rc = main([*map(str, args)])
+        except SystemExit as e: rc = e.code if isinstance(e.code, int) else 2  # argparse usage errors
+        except Exception: traceback.print_exc(); rc = 1
+    r = subprocess.CompletedProcess(['skinseg', *map(str, args)], rc, out.getvalue(), err.getvalue())
+    assert 'Traceback' not in r.stdout + r.stderr, f"skinseg {' '.join(map(str, args))} raised:\n{r.stderr}"
+    return r
+
+@pytest.fixture(scope='session')
+def tiny_model_dir(tmp_path_factory) -> Path:
+    "A saved, untrained ResNet-34 U-Net with a 32x32 input: fast to load and run."
+    torch = pytest.importorskip('torch')
+    torch.manual_seed(0)
+    return save_model(build_model(pretrained=False), tmp_path_factory.mktemp('model')/'tiny model',
+                      default_config(input_size=TINY_SIZE))
+
+@pytest.fixture(scope='session')
+def tiny_model(tiny_model_dir) -> tuple:
+    "The tiny model, loaded once: a `(model, config)` pair for `predict`."
+    from skinseg.core import load_model
+    return load_model(tiny_model_dir)
+
+def _fallback_dataset(root:Path, n:int=8, size=(48, 64), seed:int=0) -> Path:
+    "HAM10000-layout images with an elliptic dark lesion and its 0/255 mask (used until `skinseg.data` exists)."
+    rng = np.random.default_rng(seed)
+    (root/'HAM10000_images_part_1').mkdir(parents=True); (root/'HAM10000_segmentations_lesion_tschandl').mkdir()
+    h, w = size; yy, xx = np.mgrid[:h, :w]
+    rows = ['lesion_id,image_id,dx,dx_type,age,sex,localization']
+    for i in range(n):
+        cy, cx, ry, rx = rng.uniform(.3*h, .7*h), rng.uniform(.3*w, .7*w), rng.uniform(.15*h, .3*h), rng.uniform(.15*w, .3*w)
+        lesion = ((yy - cy)/ry)**2 + ((xx - cx)/rx)**2 < 1
+        img = np.clip(rng.normal(200, 10, (h, w, 3)) - lesion[..., None]*120, 0, 255).astype(np.uint8)
+        iid = f'ISIC_{24306 + i:07d}'
+        Image.fromarray(img).save(root/'HAM10000_images_part_1'/f'{iid}.jpg', quality=95)
+        Image.fromarray(lesion.astype(np.uint8)*255).save(root/'HAM10000_segmentations_lesion_tschandl'/f'{iid}_segmentation.png')
+        rows.append(f'HAM_{i//2:07d},{iid},nv,histo,50.0,male,back')
+    (root/'HAM10000_metadata.csv').write_text('\n'.join(rows) + '\n')
+    return root
+
+def make_dataset(root:Path, n:int=8, size=(48, 64), seed:int=0) -> Path:
+    "A small synthetic dataset in the official HAM10000 layout, from `skinseg.data.synthetic_dataset` when available."
+    try: from skinseg.data import synthetic_dataset
+    except ImportError: return _fallback_dataset(root, n, size, seed)
+    params = inspect.signature(synthetic_dataset).parameters
+    kw = {k: v for k, v in dict(n=n, size=tuple(size), seed=seed).items() if k in params}
+    out = synthetic_dataset(root, **kw)
+    return Path(out) if isinstance(out, (str, Path)) else root
+
+@pytest.fixture(scope='session')
+def synthetic_data(tmp_path_factory) -> Path:
+    "A session-wide synthetic dataset; copy it before changing it."
+    return make_dataset(tmp_path_factory.mktemp('synthetic')/'ham10000')
+
+def write_bad_images(folder:Path, good:np.ndarray) -> dict:
+    "Write one unreadable image of each kind into `folder`: {file name: words the error must contain}."
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = folder/'_good.jpg'; Image.fromarray(good).save(buf, quality=90)
+    jpeg = buf.read_bytes(); buf.unlink()
+    (folder/'empty.jpg').write_bytes(b'')
+    (folder/'truncated.jpg').write_bytes(jpeg[:len(jpeg)//3])
+    (folder/'notes.jpg').write_text('this is a text file, not a JPEG\n')
+    (folder/'header only.png').write_bytes(b'\x89PNG\r\n\x1a\n')
+    return {'empty.jpg': 'empty', 'truncated.jpg': 'truncated', 'notes.jpg': 'not an image',
+            'header only.png': ''}

@@ -1,0 +1,89 @@
+"The benchmark scripts run end to end in `--quick` mode and write results of the documented shape (never timings)."
+import importlib.util, json, sys, time
+from pathlib import Path
+import pytest
+
+import skinseg.core  # first: it sets up torchvision before anything imports it
+
+BENCH = Path(__file__).resolve().parent.parent/'benchmarks'
+
+def load(name):
+    "Import `benchmarks/NAME.py` as a module (the scripts are not a package)."
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', BENCH/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def run_quick(name, tmp_path):
+    "Run a benchmark's `main` in `--quick` mode; return what it wrote to its JSON file (checked to equal what it returned)."
+    out = tmp_path/f'{name}.json'
+    res = load(name).main(['--quick', '--out', str(out)])
+    data = json.loads(out.read_text())
+    assert data['benchmark'] == res['benchmark'] and data['quick'] is True
+    h = data['hardware']
+    assert h['cores'] >= 1 and h['torch'] and h['torch_threads'] >= 1 and 'cpu' in h
+    assert f'{name}.py' in data['command'] and '--quick' in data['command']
+    return data
+
+def positive(d:dict, keys): return all(d[k] > 0 for k in keys)
+
+def test_interleaved_rotates_and_drops_warmup():
+    common = load('_common')
+    calls = []
+    t = common.interleaved({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}, repeats=3, warmup=1)
+    assert calls == ['a', 'b', 'b', 'a', 'a', 'b', 'b', 'a']  # 4 rounds, order rotated each round
+    assert [len(v['times_s']) for v in t.values()] == [3, 3]  # the warm-up round is not in the times
+    assert all(v['min_s'] <= v['median_s'] for v in t.values())
+
+def test_prepare_matches_predict_input():
+    "The benchmarks' input batches are the ones predict builds: same resize and normalisation."
+    import numpy as np, torch
+    common = load('_common')
+    a = np.random.default_rng(0).integers(0, 255, (45, 60, 3), dtype=np.uint8)
+    x = common.prepare([a, a], (24, 32))
+    assert x.shape == (2, 3, 24, 32) and x.is_contiguous()
+    bp = load('bench_predict')
+    cfg = skinseg.core.default_config(input_size=[24, 32])
+    ref = bp._normalise([bp._load_resized(a, (24, 32))[0]], cfg)
+    torch.testing.assert_close(x[:1], ref.contiguous())
+
+def test_predict_bench(tmp_path):
+    d = run_quick('bench_predict', tmp_path)
+    assert positive(d['images_per_s'], ['forward', 'forward_nchw', 'predict_arrays', 'predict_files'])
+    assert set(d['ratio_to_forward']) == {'predict_files', 'predict_arrays', 'forward_nchw'}
+    assert set(d['stage_ms_per_image']) == {'read_resize', 'normalise', 'forward_softmax', 'upsample_threshold'}
+    assert d['image_size'] == [450, 600] and d['goal_ratio'] == 0.90
+    for lat in d['latency_ms'].values(): assert 0 < lat['p50_ms'] <= lat['p95_ms']
+
+def test_inference_variants_bench(tmp_path):
+    d = run_quick('bench_inference_variants', tmp_path)
+    names = {'fp32', 'fp32_channels_last_input', 'channels_last', 'bf16', 'bf16_channels_last', 'onnxruntime_fp32'}
+    assert set(d['images_per_s']) == names and positive(d['images_per_s'], names)
+    assert d['speedup_vs_fp32']['fp32'] == 1 and d['fastest_within_0005_dice'] in names
+    assert d['model_is_trained'] is False and d['dice_checked'] is False  # quick mode never claims Dice
+    if skinseg.core.find_data_dir() is None: assert d['quality'] is None
+    else:
+        q = d['quality']
+        assert set(q) == names and d['n_valid'] == 4
+        assert q['fp32']['dice_delta_vs_fp32'] == 0 and q['fp32']['pixel_disagreement_vs_fp32'] == 0
+        assert all(0 <= v['mean_dice'] <= 1 and 0 <= v['pixel_disagreement_vs_fp32'] <= 1 for v in q.values())
+
+def test_train_step_bench(tmp_path):
+    d = run_quick('bench_train_step', tmp_path)
+    assert {'learner_smp_fp32', 'learner_smp_bf16', 'learner_dynamicunet_fp32', 'plain_smp_fp32', 'plain_smp_bf16',
+            'learner_smp_nocache_bf16'} <= set(d['images_per_s'])
+    assert positive(d['s_per_step'], d['s_per_step'])
+    assert all(len(v) == d['timed_steps_per_round'] * d['rounds'] for v in d['details'].values())
+
+def test_matmul_and_peak_bench(tmp_path):
+    d = run_quick('bench_bf16_matmul_and_peak', tmp_path)
+    assert positive(d['matmul_gflops'], ['fp32', 'bf16'])
+    for v in d['model_gflop_per_image'].values():
+        assert 2 <= v['train_fwd_bwd_gflop'] / v['forward_gflop'] <= 3.5  # backward costs about twice the forward
+    assert set(d['fraction_of_peak']) == {'infer_fp32', 'infer_bf16', 'train_fp32', 'train_bf16'}
+    assert d['theoretical_peak']['flops_per_cycle_per_core']['fp32'] in (32, 64)
+
+def test_gpu_recipe_quick_on_cpu(tmp_path):
+    d = run_quick('gpu_recipe', tmp_path)
+    assert [r['bs'] for r in d['runs']] == [4, 8] and d['device'] == 'cpu'
+    for r in d['runs']:
+        assert len(r['epochs']) == d['epochs'] and 0 <= r['final_valid_iou'] <= 1 and r['median_train_images_per_s'] > 0

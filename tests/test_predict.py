@@ -1,0 +1,167 @@
+"`predict` and `skinseg predict`: masks at the original size for every kind of input, bad files reported, huge images."
+import numpy as np
+import pytest
+import torch
+from pathlib import Path
+from PIL import Image, ImageDraw
+
+from skinseg.core import (predict, iter_predict, read_mask, default_config, keep_largest_lesion, _full_size,
+                          skinseg_predict, SkinsegError)
+from conftest import run_skinseg, run_inprocess, make_dataset, write_bad_images
+
+class RedIsLesion(torch.nn.Module):
+    "A stand-in network whose answer is known: lesion wherever the (normalised) red channel is below zero."
+    def forward(self, x): return torch.stack([torch.zeros_like(x[:, 0]), -20 * x[:, 0]], 1)
+
+ORACLE = (RedIsLesion(), default_config(input_size=[96, 128]))
+
+def drawn_lesions(h, w, boxes):
+    "A skin-coloured image with dark ellipses in `boxes` (fractions of the size), and their true mask."
+    img = Image.new('RGB', (w, h), (220, 170, 150)); m = Image.new('L', (w, h), 0)
+    for x0, y0, x1, y1 in boxes:
+        box = [x0 * w, y0 * h, x1 * w, y1 * h]
+        ImageDraw.Draw(img).ellipse(box, fill=(60, 30, 20)); ImageDraw.Draw(m).ellipse(box, fill=255)
+    return np.asarray(img), np.asarray(m) > 0
+
+def iou(a, b): return (a & b).sum() / (a | b).sum()
+
+def test_mask_comes_back_at_original_size_and_place():
+    "Any input size: the mask has the image's size and covers the drawn lesion (IoU > 0.9 through the resize)."
+    for h, w in [(150, 200), (450, 600), (37, 301), (1000, 750)]:
+        img, truth = drawn_lesions(h, w, [(0.3, 0.2, 0.8, 0.7)])
+        r = predict(img, ORACLE)
+        assert r.mask.shape == (h, w) and r.mask.dtype == np.uint8 and set(np.unique(r.mask)) <= {0, 255}
+        assert iou(r.mask > 0, truth) > 0.9, (h, w, iou(r.mask > 0, truth))
+        x0, y0, x1, y1 = r.bbox
+        assert abs(x0 - 0.3 * w) <= 0.03 * w + 2 and abs(y1 - 0.7 * h) <= 0.03 * h + 2
+
+def test_grayscale_rgba_palette_and_16bit_inputs(tmp_path):
+    "Arrays and files in other modes give the same mask as the RGB original."
+    img, _ = drawn_lesions(150, 200, [(0.3, 0.2, 0.8, 0.7)])
+    ref = predict(img, ORACLE).mask
+    pil = Image.fromarray(img)
+    pil.convert('L').save(tmp_path/'gray.png'); pil.convert('RGBA').save(tmp_path/'rgba.png')
+    pil.convert('P').save(tmp_path/'palette.png')
+    Image.fromarray(img[..., 0].astype(np.uint16) * 257).save(tmp_path/'deep16.png')
+    rgba = np.dstack([img, np.full(img.shape[:2], 128, np.uint8)])
+    gray = img[..., 0]  # the red channel as gray: the oracle only looks at red
+    results = predict([rgba, gray, gray[..., None], tmp_path/'rgba.png', tmp_path/'deep16.png', pil], ORACLE)
+    for r in results: assert iou(r.mask > 0, ref > 0) > 0.99, r
+    assert predict(tmp_path/'gray.png', ORACLE).mask.shape == (150, 200)
+    with pytest.raises(SkinsegError, match='expected a uint8'): predict(img.astype(np.float32), ORACLE)
+
+def test_batching_and_order_do_not_change_masks():
+    "Seven images in batches of 3 give the same masks, in the same order, as one at a time."
+    imgs = [drawn_lesions(90 + 10 * i, 120, [(0.1 * i / 2, 0.2, 0.5 + 0.05 * i, 0.8)])[0] for i in range(7)]
+    batched = predict(imgs, ORACLE, bs=3)
+    for img, b in zip(imgs, batched): np.testing.assert_array_equal(predict(img, ORACLE).mask, b.mask)
+
+def test_postprocess_keeps_largest_lesion_and_fills_holes():
+    img, _ = drawn_lesions(150, 200, [(0.1, 0.1, 0.6, 0.8), (0.75, 0.1, 0.9, 0.3)])
+    img = img.copy(); img[60:70, 60:70] = (220, 170, 150)  # a skin-coloured hole inside the big lesion
+    raw = predict(img, ORACLE, postprocess=False).mask > 0
+    post = predict(img, ORACLE, postprocess=True).mask > 0
+    assert not raw[62:68, 62:68].any() and post[62:68, 62:68].all()   # the hole is filled
+    assert raw[20:40, 155:175].any() and not post[:, 150:].any()       # the small lesion is dropped
+    blobs = np.zeros((20, 20), bool); blobs[2:10, 2:10] = True; blobs[5, 5] = False; blobs[15:17, 15:17] = True
+    assert keep_largest_lesion(blobs).sum() == 64 and not keep_largest_lesion(np.zeros((4, 4), bool)).any()
+
+def test_tta_of_a_flip_symmetric_model_changes_nothing():
+    "A network that commutes with flips (a symmetric blur) gives the same probabilities with and without TTA."
+    net = torch.nn.Conv2d(3, 2, 3, padding=1, bias=False)
+    with torch.no_grad(): net.weight.copy_(torch.tensor([[1., 2, 1], [2, 4, 2], [1, 2, 1]]) * torch.randn(2, 3, 1, 1))
+    img = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    pair = (net, default_config(input_size=[32, 48]))
+    a, b = (predict(img, pair, return_prob=True, tta=t).prob for t in (False, True))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    class Ramp(torch.nn.Module):  # lesion logit rising from -5 at the left edge to 5 at the right
+        def forward(self, x): return torch.stack([torch.zeros_like(x[:, 0]), torch.linspace(-5, 5, x.shape[3]).expand_as(x[:, 0])], 1)
+    ramp = (Ramp(), pair[1])
+    p, p_tta = (predict(img, ramp, return_prob=True, tta=t).prob for t in (False, True))
+    np.testing.assert_allclose(p_tta, (2 * p + p[:, ::-1]) / 3, atol=1e-5)  # the mirror image only via the horizontal flip
+
+def test_huge_image_mask_at_full_size(tmp_path):
+    "A 12000x9000 JPEG is predicted at full size, with the lesion where it was drawn."
+    W, H = 12000, 9000
+    img = Image.new('RGB', (W, H), (220, 170, 150))
+    ImageDraw.Draw(img).ellipse([W // 4, H // 4, 3 * W // 4, 3 * H // 4], fill=(60, 30, 20))
+    img.save(tmp_path/'huge photo.jpg', quality=70); del img
+    r = predict(tmp_path/'huge photo.jpg', ORACLE, postprocess=True)
+    assert r.mask.shape == (H, W)
+    x0, y0, x1, y1 = r.bbox
+    assert abs(x0 - W // 4) < 0.02 * W and abs(y1 - 3 * H // 4) < 0.02 * H
+    assert 0.18 < r.area_fraction < 0.21  # an ellipse over half the width and height: pi/16 = 0.196
+
+def test_full_size_in_blocks_matches_interpolate():
+    p = torch.rand(24, 32)
+    import torch.nn.functional as F
+    import skinseg.core as core
+    old, core._BLOCK_PX = core._BLOCK_PX, 5000  # force many blocks of rows
+    try: mask, prob = _full_size(p, (1000, 1333), with_prob=True)
+    finally: core._BLOCK_PX = old
+    ref = F.interpolate(p[None, None], size=(1000, 1333), mode='bilinear', align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(prob, ref, atol=1e-5)
+    assert ((mask > 0) != (ref > 0.5)).sum() <= 10
+
+def test_skip_errors_yields_the_error_in_place(tiny_model, tmp_path):
+    (tmp_path/'bad.jpg').write_text('no')
+    img = np.zeros((40, 50, 3), np.uint8)
+    res = list(iter_predict([img, tmp_path/'bad.jpg', img], tiny_model, bs=2, skip_errors=True))
+    assert [type(r).__name__ for r in res] == ['LesionMask', 'SkinsegError', 'LesionMask']
+    assert 'bad.jpg' in str(res[1])
+    with pytest.raises(SkinsegError, match='bad.jpg'): predict([img, tmp_path/'bad.jpg'], tiny_model)
+
+# ## The command
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+    "Synthetic images in 'scans ä', one sub-folder image, a broken file, a grayscale and an RGBA file: (folder, good {stem: (h, w)})."
+    data = make_dataset(tmp_path_factory.mktemp('data')/'set', n=4, size=(60, 80))
+    folder = tmp_path_factory.mktemp('in')/'scans ä'
+    folder.mkdir()
+    good = {}
+    for i, p in enumerate(sorted(q for q in data.rglob('*.jpg'))):
+        Image.open(p).save(folder/f'img {i} é.jpg'); good[f'img {i} é'] = (60, 80)
+    Image.open(p).convert('L').save(folder/'gray.png'); good['gray'] = (60, 80)
+    Image.open(p).convert('RGBA').resize((90, 70)).save(folder/'rgba.png'); good['rgba'] = (70, 90)
+    write_bad_images(folder/'broken', np.zeros((20, 20, 3), np.uint8))
+    (folder/'broken'/'truncated.jpg').rename(folder/'truncated.jpg')
+    (folder/'sub').mkdir(); Image.open(p).save(folder/'sub'/'deep.jpg')
+    return folder, good
+
+def test_command_writes_every_good_mask_and_lists_the_bad_file(tiny_model_dir, image_folder, tmp_path):
+    folder, good = image_folder
+    out = tmp_path/'masks ü'
+    r = run_skinseg('predict', tiny_model_dir, folder, '--out', out)
+    assert r.returncode == 1, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f'{s}_segmentation.png' for s in good)
+    for stem, shape in good.items():
+        with Image.open(out/f'{stem}_segmentation.png') as m: assert m.mode == 'L' and m.size == shape[::-1]
+        assert set(np.unique(read_mask(out/f'{stem}_segmentation.png'))) <= {0, 255}
+    failed = [l for l in r.stderr.splitlines() if 'truncated.jpg' in l]
+    assert len(failed) == 1 and 'truncated or corrupt' in failed[0], r.stderr
+    assert '1 files failed' in r.stderr and 'deep.jpg' not in r.stdout + r.stderr
+
+def test_command_recursive_and_all_good_exit_0(tiny_model_dir, image_folder, tmp_path):
+    "--recursive takes sub-folders too (here the broken files); named good files alone exit 0."
+    folder, good = image_folder
+    r = run_inprocess('predict', tiny_model_dir, folder/'gray.png', folder/'sub', '--out', tmp_path/'o', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == ['deep_segmentation.png', 'gray_segmentation.png']
+    r = run_inprocess('predict', tiny_model_dir, folder, '--out', tmp_path/'rec', '--recursive', '--quiet',
+                      '--tta', 'true', '--postprocess', 'true', '--probs')
+    assert r.returncode == 1
+    names = {p.name for p in (tmp_path/'rec').iterdir()}
+    assert 'deep_segmentation.png' in names and 'deep_prob.png' in names and 'empty.jpg' in r.stderr
+
+def test_command_missing_model_is_one_line_exit_2(image_folder, tmp_path):
+    folder, _ = image_folder
+    r = run_skinseg('predict', tmp_path/'no such model', folder, '--out', tmp_path/'o')
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"skinseg predict: error: {tmp_path/'no such model'}: no model folder here (train one with `skinseg train`)"]
+
+def test_duplicate_image_ids_are_refused(tiny_model_dir, tmp_path):
+    for d in 'ab':
+        (tmp_path/d).mkdir(); Image.new('RGB', (30, 20)).save(tmp_path/d/'same.jpg')
+    with pytest.raises(SkinsegError, match="'same'"):
+        skinseg_predict(str(tiny_model_dir), [str(tmp_path/'a'), str(tmp_path/'b')], out=str(tmp_path/'o'), quiet=True)

@@ -1,0 +1,290 @@
+"""Reliability of the `skinseg` verbs, run as a user runs them: bad input gives one clear line naming the file,
+good work is never lost, and no traceback reaches the user."""
+import os, pickle, shutil, signal, subprocess, sys, textwrap
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from skinseg.core import read_mask, read_image, WEIGHTS_NAME, CONFIG_NAME
+from conftest import run_skinseg, run_inprocess, optional_attr, write_bad_images, make_dataset, SKINSEG
+from test_reliability_models import malicious_files
+
+def one_error_line(r, verb:str, *names:str, contains:str='') -> str:
+    "Assert `r` failed with exit status 2 and one `skinseg VERB: error:` line naming `names` and saying `contains`."
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.startswith(f'skinseg {verb}: error:')]
+    assert len(lines) == 1, r.stderr
+    for n in names: assert str(n) in lines[0], f"{n} not named in: {lines[0]}"
+    assert contains in lines[0], lines[0]
+    return lines[0]
+
+def lesion_image(h=60, w=80, rotate_exif:int|None=None) -> Image.Image:
+    img = Image.new('RGB', (w, h), (215, 160, 140))
+    ImageDraw.Draw(img).ellipse([w//4, h//4, 3*w//4, 3*h//4], fill=(110, 60, 40))
+    return img
+
+# ## predict: a folder with good images of every kind and bad files among them
+
+@pytest.fixture(scope='module')
+def mixed_folder(tmp_path_factory) -> tuple:
+    "A folder 'my scans' with good images in every mode (some with non-ASCII names) and broken files: (folder, good {name: (h, w)}, bad {name: problem})."
+    folder = tmp_path_factory.mktemp('predict')/'my scans ü'
+    folder.mkdir()
+    img = lesion_image()
+    good = {}
+    def add(name, im, shape=(60, 80), **kw): im.save(folder/name, **kw); good[name] = shape
+    add('ISIC_0000001.jpg', img, quality=90)
+    add('lésion 2.png', img)
+    add('gray.png', img.convert('L'))
+    add('palette.png', img.convert('P', palette=Image.Palette.ADAPTIVE, colors=16))
+    add('rgba.png', img.convert('RGBA'))
+    add('cmyk.jpg', img.convert('CMYK'))
+    add('deep16.png', Image.fromarray(np.asarray(img.convert('L')).astype(np.uint16) * 257))
+    exif = Image.Exif(); exif[0x0112] = 6
+    add('rotated.jpg', img, shape=(80, 60), exif=exif)  # shown rotated 90°: the mask has the display size
+    add('UPPER.JPG', img)
+    add('scan.tiff', img)
+    bad = write_bad_images(folder, np.asarray(img))
+    (folder/'notes.txt').write_text('not an image and not named like one: ignored')
+    return folder, good, bad
+
+def test_predict_folder_with_bad_files(tiny_model_dir, mixed_folder, tmp_path):
+    "Every good image gets its mask at its own display size; every bad file is listed with its problem; exit 1."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    folder, good, bad = mixed_folder
+    out = tmp_path/'masks out'
+    r = run_skinseg('predict', tiny_model_dir, folder, '--out', out)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    written = {p.name for p in out.iterdir()}
+    assert written == {f'{Path(n).stem}_segmentation.png' for n in good}, written
+    for name, shape in good.items():
+        m = read_mask(out/f'{Path(name).stem}_segmentation.png')
+        assert m.shape == shape, (name, m.shape)
+        assert set(np.unique(m)) <= {0, 255}
+    for name, problem in bad.items():
+        line = next((l for l in r.stderr.splitlines() if name in l), None)
+        assert line is not None, f"{name} not reported:\n{r.stderr}"
+        assert problem in line, line
+    assert 'notes.txt' not in r.stdout + r.stderr
+    assert not any(p.name.startswith('.') for p in out.iterdir()), "a temporary file was left behind"
+
+def test_predict_named_files_missing_and_broken(tiny_model_dir, mixed_folder, tmp_path):
+    "Files named on the command line: the good one is written, the missing and the empty one are reported."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    folder, good, bad = mixed_folder
+    r = run_skinseg('predict', tiny_model_dir, folder/'lésion 2.png', folder/'empty.jpg', tmp_path/'gone.jpg',
+                    '--out', tmp_path/'out')
+    assert r.returncode == 1, r.stderr
+    assert [p.name for p in (tmp_path/'out').iterdir()] == ['lésion 2_segmentation.png']
+    assert 'empty.jpg' in r.stderr and 'gone.jpg' in r.stderr and 'not found' in r.stderr, r.stderr
+
+def test_predict_empty_folder_and_bad_model(tiny_model_dir, tmp_path):
+    "An empty folder and a model folder that is not a model are whole-command errors: exit 2, one line."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    (tmp_path/'empty dir').mkdir()
+    one_error_line(run_skinseg('predict', tiny_model_dir, tmp_path/'empty dir', '--out', tmp_path/'o'),
+                   'predict', tmp_path/'empty dir', contains='no images')
+    lesion_image().save(tmp_path/'a.jpg')
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path/'model'))
+    (model/CONFIG_NAME).write_text('{"model_type": "bert"}')
+    one_error_line(run_skinseg('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'),
+                   'predict', model/CONFIG_NAME, contains='not a skinseg model')
+
+def test_predict_malicious_model_file(tiny_model_dir, tmp_path):
+    "A pickle posing as model.safetensors is refused by name, and its payload never runs."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    marker = tmp_path/'PWNED'
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path/'model'))
+    shutil.copy(malicious_files(tmp_path/'evil', marker)['zip.pth'], model/WEIGHTS_NAME)
+    lesion_image().save(tmp_path/'a.jpg')
+    one_error_line(run_skinseg('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'), 'predict', model/WEIGHTS_NAME)
+    assert not marker.exists()
+
+MEASURE = textwrap.dedent('''
+    import resource, subprocess, sys
+    r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+    sys.stderr.write(r.stderr); sys.stdout.write(r.stdout)
+    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    sys.exit(r.returncode)
+''')
+
+def test_predict_12000x9000_image_in_bounded_memory(tiny_model_dir, tmp_path):
+    "A 108-megapixel photograph is segmented at full size with a peak memory well under 4 GB."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    W, H = 12000, 9000
+    img = Image.new('RGB', (W, H), (215, 160, 140))
+    ImageDraw.Draw(img).ellipse([W//4, H//4, 3*W//4, 3*H//4], fill=(110, 60, 40))
+    img.save(tmp_path/'huge.jpg', quality=80); del img
+    r = subprocess.run([sys.executable, '-c', MEASURE, SKINSEG, 'predict', tiny_model_dir, tmp_path/'huge.jpg',
+                        '--out', tmp_path/'out'], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    peak_gb = int(r.stdout.split('PEAK_RSS_KB')[1]) / 2**20
+    print(f'peak RSS predicting a {W}x{H} JPEG: {peak_gb:.2f} GB')
+    assert peak_gb < 4, f"peak RSS {peak_gb:.2f} GB"
+    with Image.open(tmp_path/'out'/'huge_segmentation.png') as m: assert m.size == (W, H) and m.mode in ('L', '1')
+
+# ## evaluate: missing, misfit and broken predictions; bad split and output paths
+
+@pytest.fixture
+def eval_dirs(tmp_path) -> tuple:
+    "Ground-truth masks and matching predictions for 4 images, in folders with spaces and non-ASCII names."
+    gt, pred = tmp_path/'ground truth', tmp_path/'prédictions'
+    gt.mkdir(); pred.mkdir()
+    for i in range(4):
+        m = np.zeros((30, 40), np.uint8); m[5:20, 5 + i:25 + i] = 255
+        Image.fromarray(m).save(gt/f'ISIC_{i:07d}_segmentation.png'); Image.fromarray(m).save(pred/f'ISIC_{i:07d}_segmentation.png')
+    return gt, pred
+
+def test_evaluate_bad_predictions(eval_dirs, tmp_path):
+    optional_attr('skinseg.metrics', 'skinseg_evaluate')
+    gt, pred = eval_dirs
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 0 and '"dice": 1.0' in r.stdout, r.stdout + r.stderr
+    (pred/'ISIC_0000001_segmentation.png').unlink()
+    one_error_line(run_skinseg('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), 'evaluate',
+                   'ISIC_0000001_segmentation.png', contains='missing')
+
+def test_evaluate_misfit_and_broken_prediction(eval_dirs, tmp_path):
+    evaluate_dirs = optional_attr('skinseg.metrics', 'evaluate_dirs')
+    from skinseg.core import SkinsegError
+    gt, pred = eval_dirs
+    Image.new('L', (10, 10)).save(pred/'ISIC_0000002_segmentation.png')
+    with pytest.raises(SkinsegError, match='differs') as e: evaluate_dirs(gt, pred)
+    assert 'ISIC_0000002_segmentation.png' in str(e.value)
+    (pred/'ISIC_0000002_segmentation.png').write_bytes(b'')
+    with pytest.raises(SkinsegError, match='empty') as e: evaluate_dirs(gt, pred)
+    assert 'ISIC_0000002_segmentation.png' in str(e.value)
+    three = np.zeros((30, 40), np.uint8); three[:10] = 128; three[10:20] = 255
+    Image.fromarray(three).save(pred/'ISIC_0000002_segmentation.png')  # three levels: binarised at 128, as ISIC does
+    summary, df = evaluate_dirs(gt, pred)
+    assert summary['n'] == 4 and df.set_index('image_id').loc['ISIC_0000002', 'dice'] < 1
+
+def test_evaluate_empty_gt_folder(tmp_path, eval_dirs):
+    optional_attr('skinseg.metrics', 'skinseg_evaluate')
+    gt, pred = eval_dirs
+    (tmp_path/'empty').mkdir()
+    one_error_line(run_inprocess('evaluate', tmp_path/'empty', pred), 'evaluate', tmp_path/'empty')
+
+@pytest.mark.parametrize('case', ['missing split', 'garbled split', 'header-only split'])
+def test_evaluate_bad_split_csv(eval_dirs, tmp_path, case):
+    "A missing, garbled or column-less split CSV is named in one line, not a traceback."
+    optional_attr('skinseg.metrics', 'skinseg_evaluate')
+    gt, pred = eval_dirs
+    split = tmp_path/f'{case}.csv'
+    if case == 'garbled split': split.write_bytes(bytes(range(256)) * 8)
+    if case == 'header-only split': split.write_text('image_id,dx\n')
+    one_error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv', '--split', split), 'evaluate', split)
+
+def test_evaluate_csv_into_missing_folder(eval_dirs, tmp_path):
+    "The per-image CSV goes into a folder that does not exist yet: made, or refused by name before scoring."
+    optional_attr('skinseg.metrics', 'skinseg_evaluate')
+    gt, pred = eval_dirs
+    out = tmp_path/'no such dir'/'scores.csv'
+    r = run_inprocess('evaluate', gt, pred, '--csv', out)
+    if r.returncode == 0: assert len(pd.read_csv(out)) == 4
+    else: one_error_line(r, 'evaluate', out.parent)
+
+# ## check: every problem of a dataset on its own line, exit 1; no dataset at all, exit 2
+
+def test_check_lists_every_problem(tmp_path):
+    optional_attr('skinseg.data', 'skinseg_check')
+    from test_reliability_io import _dataset_with_problems
+    root, problems, good = _dataset_with_problems(tmp_path/'my data ü')
+    r = run_skinseg('check', root, '--quiet')
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = (r.stdout + r.stderr).splitlines()
+    for words, path in problems.items():
+        assert any(str(path) in l and words in l for l in lines), f"{path} ({words}) not reported:\n{r.stdout}{r.stderr}"
+    for iid in good: assert not any(iid + '.' in l for l in lines), f"{iid} is fine but was reported"
+
+def test_check_no_dataset(tmp_path):
+    optional_attr('skinseg.data', 'skinseg_check')
+    (tmp_path/'empty').mkdir(); (tmp_path/'a file.txt').write_text('x')
+    one_error_line(run_inprocess('check', tmp_path/'empty'), 'check', tmp_path/'empty', contains='empty')
+    one_error_line(run_inprocess('check', tmp_path/'nothing here'), 'check', tmp_path/'nothing here')
+    one_error_line(run_inprocess('check', tmp_path/'a file.txt'), 'check', tmp_path/'a file.txt')
+
+# ## train: broken data, foreign split files and malicious weights are refused before any work
+
+TRAIN_FAST = ['--epochs', '1', '--bs', '2', '--size', '32', '32', '--encoder', 'resnet18', '--no-pretrained', '--bf16', 'off']
+
+@pytest.fixture
+def train_data(tmp_path) -> Path:
+    return make_dataset(tmp_path/'train data', n=8, size=(32, 40))
+
+def test_train_broken_image_named(train_data, tmp_path):
+    optional_attr('skinseg.train', 'skinseg_train')
+    from skinseg.data import find_pairs
+    bad = Path(find_pairs(train_data).image[3]); bad.write_bytes(bad.read_bytes()[:150])
+    r = run_skinseg('train', train_data, '--out', tmp_path/'run', *TRAIN_FAST)
+    one_error_line(r, 'train', bad, contains='truncated')
+    assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
+
+def test_train_missing_data_and_split(train_data, tmp_path):
+    optional_attr('skinseg.train', 'skinseg_train')
+    one_error_line(run_inprocess('train', tmp_path/'no data', '--out', tmp_path/'run', *TRAIN_FAST), 'train', tmp_path/'no data')
+    for split in [tmp_path/'no split.csv', tmp_path/'garbled.csv']:
+        if split.name == 'garbled.csv': split.write_bytes(bytes(range(256)) * 8)
+        one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--split', split, *TRAIN_FAST), 'train', split)
+
+def test_train_resume_without_or_with_foreign_checkpoint(train_data, tmp_path):
+    optional_attr('skinseg.train', 'skinseg_train')
+    from skinseg.train import CHECKPOINT_NAME
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume', *TRAIN_FAST), 'train',
+                   tmp_path/'run'/CHECKPOINT_NAME)
+    (tmp_path/'run').mkdir(exist_ok=True)
+    from safetensors.torch import save_file; import torch
+    save_file({'x': torch.zeros(2)}, str(tmp_path/'run'/CHECKPOINT_NAME))  # valid safetensors, not a checkpoint
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume', *TRAIN_FAST), 'train',
+                   tmp_path/'run'/CHECKPOINT_NAME)
+
+def test_train_never_unpickles(train_data, tmp_path):
+    "A pickle given as --weights, or planted as the checkpoint to --resume from, is refused and never runs."
+    optional_attr('skinseg.train', 'skinseg_train')
+    from skinseg.train import CHECKPOINT_NAME
+    marker = tmp_path/'PWNED'
+    evil = malicious_files(tmp_path/'evil', marker)
+    for kind in ['raw.pth', 'zip.pth']:
+        one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--weights', evil[kind], *TRAIN_FAST[:-3]),
+                       'train', evil[kind])
+        assert not marker.exists(), f"--weights {kind} was unpickled"
+    (tmp_path/'run2').mkdir()
+    shutil.copy(evil['zip.pth'], tmp_path/'run2'/CHECKPOINT_NAME)
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run2', '--resume'), 'train', tmp_path/'run2'/CHECKPOINT_NAME)
+    assert not marker.exists(), "a planted checkpoint was unpickled"
+
+# ## A run killed while writing its checkpoint resumes from the previous one
+# (tests/test_train.py covers SIGKILL mid-epoch and a write that raises; this is a kill *during* the write.)
+
+KILL_IN_SECOND_CHECKPOINT = textwrap.dedent('''
+    import os, signal, sys
+    import safetensors.torch as st
+    real_save, calls = st.save_file, []
+    def save_file(tensors, path, metadata=None):
+        if 'checkpoint' in os.path.basename(str(path)):
+            calls.append(path)
+            if len(calls) == 2:  # the second epoch's checkpoint: half of it reaches the disk, then power is lost
+                open(path, 'wb').write(b'\\x01' * 4096); os.kill(os.getpid(), signal.SIGKILL)
+        return real_save(tensors, path, metadata=metadata)
+    st.save_file = save_file
+    from skinseg.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+def test_kill_during_checkpoint_write_then_resume(train_data, tmp_path):
+    optional_attr('skinseg.train', 'skinseg_train')
+    from skinseg.train import CHECKPOINT_NAME, read_checkpoint
+    out = tmp_path/'run'
+    r = subprocess.run([sys.executable, '-c', KILL_IN_SECOND_CHECKPOINT, 'train', train_data, '--out', out,
+                        *TRAIN_FAST[:1], '2', *TRAIN_FAST[2:]], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    assert read_checkpoint(out/CHECKPOINT_NAME)[1]['epoch'] == 1, "the half-written checkpoint replaced the good one"
+    from skinseg.core import load_model
+    load_model(out)  # the best model so far is intact
+    r = run_inprocess('train', train_data, '--out', out, '--resume')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_checkpoint(out/CHECKPOINT_NAME)[1]['epoch'] == 2
+    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1]

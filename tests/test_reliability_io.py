@@ -1,0 +1,227 @@
+"Reliability of the image and mask readers (and the dataset checks): every odd file is read right or refused by name."
+import struct, zlib
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinseg.core import SkinsegError, read_image, read_mask, binarize_mask
+from conftest import write_bad_images, optional_attr, make_dataset
+
+def colour_blocks(h=48, w=64) -> np.ndarray:
+    "An image of flat colour blocks, asymmetric so every flip and rotation is told apart, and JPEG-friendly."
+    a = np.zeros((h, w, 3), np.uint8)
+    a[:h//2, :w//2] = (230, 30, 30); a[:h//2, w//2:] = (30, 200, 40)
+    a[h//2:, :w//2] = (20, 40, 220); a[h//2:, w//2:] = (240, 240, 50)
+    a[:8, :8] = (255, 255, 255)  # the top-left corner is white
+    return a
+
+# ## Unreadable files are refused with the file's name and the problem
+
+@pytest.mark.parametrize('reader', [read_image, read_mask])
+def test_unreadable_files_name_file_and_problem(tmp_path, reader):
+    expected = write_bad_images(tmp_path, colour_blocks())
+    for name, problem in expected.items():
+        with pytest.raises(SkinsegError) as e: reader(tmp_path/name)
+        msg = str(e.value)
+        assert str(tmp_path/name) in msg and problem in msg, msg
+        assert len(msg) < 600 and '\n' not in msg.strip(), f"not one short line: {msg!r}"
+
+@pytest.mark.parametrize('reader', [read_image, read_mask])
+def test_missing_file_and_directory(tmp_path, reader):
+    with pytest.raises(SkinsegError, match='file not found') as e: reader(tmp_path/'nope.jpg')
+    assert 'nope.jpg' in str(e.value)
+    with pytest.raises(SkinsegError, match='directory') as e: reader(tmp_path)
+    assert str(tmp_path) in str(e.value)
+
+def test_truncated_png_and_cut_at_every_length(tmp_path):
+    "A file cut anywhere is either refused by name or (if PIL pads it) read as a full-size array; never a raw error."
+    src = tmp_path/'full.png'; Image.fromarray(colour_blocks()).save(src)
+    data = src.read_bytes()
+    for n in sorted({1, 7, 8, 16, 33, 50, len(data)//2, len(data) - 12, len(data) - 1}):
+        cut = tmp_path/f'cut{n}.png'; cut.write_bytes(data[:n])
+        try: a = read_image(cut)
+        except SkinsegError as e: assert f'cut{n}.png' in str(e)
+        else: assert a.shape == (48, 64, 3) and a.dtype == np.uint8
+
+# ## Every colour mode and bit depth comes back as the right 8-bit RGB pixels
+
+def test_grayscale_palette_rgba_bilevel_values(tmp_path):
+    rgb = colour_blocks()
+    gray = np.asarray(Image.fromarray(rgb).convert('L'))
+    Image.fromarray(gray).save(tmp_path/'l.png')
+    assert (read_image(tmp_path/'l.png') == gray[..., None]).all()
+    Image.fromarray(rgb).quantize(8).save(tmp_path/'p.png')  # 5 colours: the palette is exact
+    assert np.array_equal(read_image(tmp_path/'p.png'), rgb)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path/'rgba.png')
+    assert np.array_equal(read_image(tmp_path/'rgba.png'), rgb)
+    Image.fromarray(np.dstack([gray, gray])[..., :2], 'LA').save(tmp_path/'la.png')
+    assert (read_image(tmp_path/'la.png') == gray[..., None]).all()
+    Image.fromarray(gray > 128).save(tmp_path/'bilevel.png')
+    assert set(np.unique(read_image(tmp_path/'bilevel.png'))) <= {0, 255}
+
+def test_cmyk_jpeg_values(tmp_path):
+    rgb = colour_blocks()
+    Image.fromarray(rgb).convert('CMYK').save(tmp_path/'cmyk.jpg', quality=95)
+    assert Image.open(tmp_path/'cmyk.jpg').mode == 'CMYK'
+    got = read_image(tmp_path/'cmyk.jpg')
+    assert got.shape == rgb.shape and got.dtype == np.uint8
+    assert np.abs(got[12:-12, 12:-12].astype(int) - rgb[12:-12, 12:-12]).max() <= 12  # JPEG error only
+
+def test_16bit_gray_and_rgb_png_values(tmp_path):
+    cv2 = pytest.importorskip('cv2')
+    gray8 = np.asarray(Image.fromarray(colour_blocks()).convert('L'))
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path/'g16.png')
+    assert Image.open(tmp_path/'g16.png').mode.startswith('I')
+    got = read_image(tmp_path/'g16.png')
+    assert got.dtype == np.uint8 and np.abs(got[..., 0].astype(int) - gray8).max() <= 1
+    rgb16 = colour_blocks().astype(np.uint16) * 257 + 100
+    cv2.imwrite(str(tmp_path/'rgb16.png'), rgb16[..., ::-1])  # OpenCV writes BGR; a 48-bit PNG
+    got = read_image(tmp_path/'rgb16.png')
+    assert got.dtype == np.uint8 and np.abs(got.astype(int) - rgb16 / 257).max() <= 1
+
+def test_16bit_masks(tmp_path):
+    m = np.zeros((20, 30), np.uint16); m[5:15, 10:25] = 65535
+    Image.fromarray(m).save(tmp_path/'m16.png')
+    got = read_mask(tmp_path/'m16.png')
+    assert got.dtype == np.uint8 and set(np.unique(got)) == {0, 255}
+    assert np.array_equal(binarize_mask(got), m > 0)
+    Image.fromarray((m > 0).astype(np.uint16)).save(tmp_path/'m16_01.png')  # 0/1 stored in 16 bits
+    assert np.array_equal(binarize_mask(read_mask(tmp_path/'m16_01.png')), m > 0)
+
+def test_rgb_and_jpeg_masks(tmp_path):
+    m = np.zeros((40, 50), np.uint8); m[10:30, 12:40] = 255
+    Image.fromarray(np.dstack([m]*3)).save(tmp_path/'rgb_mask.png')
+    assert np.array_equal(read_mask(tmp_path/'rgb_mask.png'), m)
+    Image.fromarray(m).save(tmp_path/'mask.jpg', quality=75)  # JPEG noise around the border
+    assert (binarize_mask(read_mask(tmp_path/'mask.jpg')) != (m > 0)).mean() < 0.02
+
+# The eight EXIF orientations, by where the stored first row and column are shown (EXIF 2.3, tag 0x0112).
+EXIF_ORIENT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+               5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+               7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation(tmp_path, orientation):
+    rgb = colour_blocks()
+    exif = Image.Exif(); exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path/'o.jpg', exif=exif, quality=95)
+    stored = np.asarray(Image.open(tmp_path/'o.jpg').convert('RGB'))  # decoded pixels, not yet turned
+    assert np.array_equal(read_image(tmp_path/'o.jpg'), EXIF_ORIENT[orientation](stored))
+    got = read_image(tmp_path/'o.jpg')
+    corner = {1: (0, 0), 2: (0, -1), 3: (-1, -1), 4: (-1, 0), 5: (0, 0), 6: (0, -1), 7: (-1, -1), 8: (-1, 0)}[orientation]
+    assert (got[corner] > 200).all(), "the white top-left corner is not where the display puts it"
+
+def test_exif_orientation_applies_to_masks(tmp_path):
+    m = np.zeros((20, 30), np.uint8); m[:5, :5] = 255
+    exif = Image.Exif(); exif[0x0112] = 6
+    Image.fromarray(m).save(tmp_path/'m.png', exif=exif)
+    got = read_mask(tmp_path/'m.png')
+    assert got.shape == (30, 20) and np.array_equal(got, np.rot90(m, -1))
+
+# ## Paths with spaces and non-ASCII names
+
+@pytest.mark.parametrize('name', ['with space/ima ge.jpg', 'dermatología/lésion_ü.jpg', '皮肤/病变 1.png', 'ça va/ß.JPG'])
+def test_non_ascii_and_space_paths(tmp_path, name):
+    p = tmp_path/name; p.parent.mkdir()
+    Image.fromarray(colour_blocks()).save(p, format='PNG' if p.suffix == '.png' else 'JPEG')
+    assert read_image(p).shape == (48, 64, 3)
+    assert read_mask(p).shape == (48, 64)
+    p.with_name('empty' + p.suffix).write_bytes(b'')
+    with pytest.raises(SkinsegError) as e: read_image(p.with_name('empty' + p.suffix))
+    assert str(p.parent) in str(e.value)
+
+# ## A huge image is not decoded into unbounded memory
+
+def png_claiming_size(path:Path, width:int, height:int) -> bytes:
+    "A valid small grayscale PNG whose header is rewritten (with a correct CRC) to claim `width` x `height`."
+    Image.new('L', (8, 8)).save(path)
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b'IHDR'
+    data[16:24] = struct.pack('>II', width, height)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+def test_decompression_bomb_refused(tmp_path):
+    "A small file that claims 40000x40000 pixels is refused by name, not decoded into gigabytes."
+    (tmp_path/'bomb.png').write_bytes(png_claiming_size(tmp_path/'small.png', 40000, 40000))
+    with pytest.raises(SkinsegError, match='too large') as e: read_image(tmp_path/'bomb.png')
+    assert 'bomb.png' in str(e.value)
+
+# ## The dataset checks: missing, misfit and many-valued masks (skinseg.data)
+
+def _dataset_with_problems(root:Path) -> tuple:
+    "A synthetic dataset with one problem per pair: (root, {problem words: path that must be named}, good ids)."
+    find_pairs = optional_attr('skinseg.data', 'find_pairs')
+    root = make_dataset(root, n=8)
+    df = find_pairs(root)
+    img, mask = [Path(p) for p in df.image], [Path(p) for p in df['mask']]
+    mask[0].unlink()                                                                   # missing mask
+    Image.new('L', (10, 10)).save(mask[1])                                             # wrong size
+    three = np.zeros(read_mask(mask[2]).shape, np.uint8); three[:5] = 128; three[-5:] = 255
+    Image.fromarray(three).save(mask[2])                                               # three values
+    img[3].write_bytes(b'')                                                            # empty image
+    img[4].write_bytes(img[5].read_bytes()[:300])                                      # truncated image
+    img[5].with_name('notes.jpg').write_text('a text file named .jpg')                 # not an image, no mask
+    problems = {'no mask': img[0], '10x10': mask[1], '3 values': mask[2], 'empty': img[3], 'truncated': img[4],
+                'not an image': img[5].with_name('notes.jpg')}
+    return root, problems, list(df.image_id[5:])
+
+def test_check_dataset_names_each_problem(tmp_path):
+    check_dataset = optional_attr('skinseg.data', 'check_dataset')
+    root, problems, good = _dataset_with_problems(tmp_path/'my data ü')
+    found = check_dataset(root)
+    for words, path in problems.items():
+        assert any(str(path) in line and words in line for line in found), f"{path} ({words}) not reported:\n" + '\n'.join(found)
+    for iid in good: assert not any(iid + '.' in line for line in found), f"{iid} is fine but was reported:\n" + '\n'.join(found)
+
+def test_check_dataset_empty_and_missing_folder(tmp_path):
+    check_dataset = optional_attr('skinseg.data', 'check_dataset')
+    (tmp_path/'empty').mkdir()
+    for folder in [tmp_path/'empty', tmp_path/'does not exist']:
+        with pytest.raises(SkinsegError) as e: check_dataset(folder)
+        assert str(folder) in str(e.value)
+    (tmp_path/'empty'/'images').mkdir()
+    with pytest.raises(SkinsegError, match='no images') as e: check_dataset(tmp_path/'empty')
+
+def test_find_pairs_empty_and_missing_folder(tmp_path):
+    find_pairs = optional_attr('skinseg.data', 'find_pairs')
+    (tmp_path/'empty').mkdir()
+    for folder in [tmp_path/'empty', tmp_path/'does not exist']:
+        with pytest.raises(SkinsegError) as e: find_pairs(folder)
+        assert str(folder) in str(e.value)
+
+def _split(df):
+    from skinseg.data import split_pairs
+    return split_pairs(df, valid_pct=0.25, seed=0)
+
+@pytest.mark.parametrize('problem', ['empty image', 'truncated image', 'text image', 'missing mask', 'empty mask'])
+def test_dataloader_refuses_bad_pair_by_name(tmp_path, problem):
+    "Building the training data from a broken pair fails with the broken file's name, before any training."
+    find_pairs = optional_attr('skinseg.data', 'find_pairs'); seg_dataloaders = optional_attr('skinseg.data', 'seg_dataloaders')
+    root = make_dataset(tmp_path/'data', n=6, size=(32, 40))
+    df = find_pairs(root)
+    bad = Path(df['mask'][2] if 'mask' in problem else df.image[2])
+    if problem == 'missing mask': bad.unlink(); bad = Path(df.image[2])
+    elif problem.startswith('empty'): bad.write_bytes(b'')
+    elif problem == 'truncated image': bad.write_bytes(bad.read_bytes()[:200])
+    else: bad.write_text('hello')
+    with pytest.raises(SkinsegError) as e:
+        dls = seg_dataloaders(_split(find_pairs(root)), size=(32, 32), bs=2)
+        for _ in dls.train: pass
+    assert str(bad) in str(e.value) or bad.name in str(e.value), str(e.value)
+
+def test_dataloader_wrong_size_mask_named(tmp_path):
+    "A mask whose size differs from its image is refused (or at least warned about) by name, never used silently."
+    find_pairs = optional_attr('skinseg.data', 'find_pairs'); seg_dataloaders = optional_attr('skinseg.data', 'seg_dataloaders')
+    root = make_dataset(tmp_path/'data', n=6, size=(32, 40))
+    df = find_pairs(root)
+    bad = Path(df['mask'][1]); Image.new('L', (13, 7)).save(bad)
+    import warnings
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        try: seg_dataloaders(_split(df), size=(32, 32), bs=2)
+        except SkinsegError as e: msg = str(e)
+        else: msg = '\n'.join(str(o.message) for o in w)
+    assert bad.name in msg, f"the misfit mask {bad.name} was used without a word: {msg!r}"

@@ -1,0 +1,66 @@
+"`skinseg train` end to end on synthetic data: outputs, SIGKILL + --resume, and checkpoints that survive a failed write."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import pandas as pd, pytest, torch
+from skinseg.core import load_model
+from skinseg.data import synthetic_dataset
+
+SKINSEG = str(Path(sys.executable).with_name('skinseg'))
+TINY = ['--size', '32', '32', '--no-pretrained', '--encoder', 'resnet18', '--bs', '4', '--seed', '1']
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory): return synthetic_dataset(tmp_path_factory.mktemp('syn'), n=24)
+
+def skinseg(*args, **kw): return subprocess.run([SKINSEG, *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
+
+def log_epochs(out): return pd.read_csv(out/'log.csv').epoch.tolist()
+
+def test_train_writes_model_config_log_checkpoint_split(data, tmp_path):
+    out = tmp_path/'run'
+    r = skinseg('train', data, '--out', out, '--epochs', 1, *TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for f in ('model.safetensors', 'config.json', 'log.csv', 'checkpoint.safetensors', 'split.csv'): assert (out/f).is_file(), f
+    model, cfg = load_model(out)
+    assert cfg['input_size'] == [32, 32] and cfg['encoder'] == 'resnet18' and cfg['training']['epochs'] == 1
+    assert set(cfg['scores']) == {'dice', 'iou', 'isic', 'global_iou'} and 0 <= cfg['scores']['iou'] <= 1
+    split = pd.read_csv(out/'split.csv')
+    assert split.is_valid.sum() == cfg['training']['n_valid'] and len(split) == 24
+    assert not set(split.lesion_id[split.is_valid]) & set(split.lesion_id[~split.is_valid])
+    assert log_epochs(out) == [0]
+
+def test_sigkill_mid_epoch_then_resume(data, tmp_path):
+    out, ckpt = tmp_path/'killed', tmp_path/'killed'/'checkpoint.safetensors'
+    p = subprocess.Popen([SKINSEG, 'train', data, '--out', out, '--epochs', 3, *TINY, '--bs', '2'],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not ckpt.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+    assert p.poll() is None, f"run ended before it could be killed: {p.stderr.read()[-2000:]}"
+    time.sleep(0.5)  # into the second epoch
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    from skinseg.train import read_checkpoint
+    done = read_checkpoint(ckpt)[1]['epoch']
+    assert done < 3, "the run finished before the kill"
+    r = skinseg('train', data, '--out', out, '--resume')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert log_epochs(out) == [0, 1, 2]
+    assert read_checkpoint(ckpt)[1]['epoch'] == 3
+    assert load_model(out)[1]['training']['epochs'] == 3
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    r = skinseg('train', tmp_path, '--out', tmp_path/'none', '--resume')
+    assert r.returncode == 2 and 'checkpoint.safetensors: no checkpoint to resume from' in r.stderr
+
+def test_failed_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch):
+    import safetensors.torch
+    from skinseg.train import train, save_checkpoint, read_checkpoint, CHECKPOINT_NAME
+    learn = train(data, tmp_path, epochs=1, bs=4, size=(32, 32), encoder='resnet18', pretrained=False, progress=False)
+    ckpt = tmp_path/CHECKPOINT_NAME
+    good = ckpt.read_bytes()
+    def half_written(tensors, path, metadata=None):
+        Path(path).write_bytes(b'partial'); raise OSError('No space left on device')
+    monkeypatch.setattr(safetensors.torch, 'save_file', half_written)
+    with torch.no_grad():
+        for p in learn.model.parameters(): p.add_(1)   # a newer state that must not half-replace the old
+    with pytest.raises(OSError, match='No space left'): save_checkpoint(learn, ckpt, epoch=99)
+    assert ckpt.read_bytes() == good and read_checkpoint(ckpt)[1]['epoch'] == 1
+    assert not [p for p in tmp_path.iterdir() if '.tmp' in p.name]
