@@ -81,7 +81,7 @@ def main(args=None):
     if trained: model, cfg = load_model(args.model); model_source = f'trained model {args.model}'
     else:
         torch.manual_seed(0); model = build_model(pretrained=False).eval()
-        cfg = default_config(input_size=[48, 64] if args.quick else [96, 128])
+        cfg = default_config(input_size=[32, 32] if args.quick else [96, 128])
         model_source = 'random-weight smp U-Net (ResNet-34): speed only, Dice deltas are not meaningful'
     h, w = cfg['input_size']
     print(f"# model: {model_source}; input {h}x{w}, bs {args.bs}")

@@ -67,6 +67,38 @@ def stage_times(paths, model_cfg, bs):
         for k, a, b in zip(t, [t0, t1, t2, t3], [t1, t2, t3, t4]): t[k] += b - a
     return t
 
+def _draft_resized(path, size, factor):
+    "A JPEG decoded at the smallest DCT scale no smaller than `factor` x the input size (None: full), resized to `size`."
+    h, w = size
+    img = Image.open(path)
+    if factor is not None: img.draft('RGB', (factor * w, factor * h))
+    return np.asarray(img.convert('RGB').resize((w, h), Image.BILINEAR)), img.size
+
+def draft_study(files, model_cfg, repeats):
+    "Decode+resize time per image at JPEG draft scales, the input's difference from a full decode, and Dice vs the masks."
+    net, cfg = model_cfg
+    size = tuple(cfg['input_size'])
+    files = sorted(set(files))
+    masks = {f: f.parent.parent/'HAM10000_segmentations_lesion_tschandl'/f'{f.stem}_segmentation.png' for f in files}
+    out = {}
+    for name, factor in (('full_decode', None), ('draft_4x_input', 4), ('draft_2x_input', 2), ('draft_1x_input', 1)):
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter(); xs = [_draft_resized(f, size, factor) for f in files]; ts.append((time.perf_counter() - t0) / len(files))
+        ref = [_draft_resized(f, size, None)[0] for f in files]
+        row = dict(ms_per_image=round(1000 * median(ts), 3), decoded_size=list(xs[0][1]),
+                   mean_abs_diff_levels=round(float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for (a, _), b in zip(xs, ref)])), 3))
+        if all(m.is_file() for m in masks.values()):
+            from skinseg.core import read_mask, binarize_mask
+            probs = lesion_prob(net, _normalise([a for a, _ in xs], cfg))
+            dices = []
+            for f, p in zip(files, probs):
+                gt = binarize_mask(read_mask(masks[f])); pm = _full_size(p, gt.shape, cfg['threshold']) > 0
+                dices.append(2 * (pm & gt).sum() / max(pm.sum() + gt.sum(), 1))
+            row['mean_dice_vs_mask'] = round(float(np.mean(dices)), 4)
+        out[name] = row
+    return out
+
 def main(args=None):
     p = parser(__doc__.splitlines()[0])
     p.add_argument('--n', type=int, default=64, help='images per throughput measurement')
@@ -77,7 +109,7 @@ def main(args=None):
     p.add_argument('--tta', action='store_true', help='flip test-time augmentation in both predict and forward')
     p.add_argument('--model', default=str(REAL_MODEL))
     args = p.parse_args(args)
-    if args.quick: args.n, args.bs, args.repeats, args.latency_n, args.size = 4, 2, 2, 3, [48, 64]
+    if args.quick: args.n, args.bs, args.repeats, args.latency_n, args.size = 4, 2, 2, 3, [32, 32]
     show_hardware()
     paths, img_source = get_images(args.n)
     model_cfg, model_source = get_model(None if args.quick else args.model, args.size)
@@ -102,6 +134,9 @@ def main(args=None):
     stages = [stage_times(paths, model_cfg, args.bs) for _ in range(2 if args.quick else 3)]
     stages_ms = {k: 1000 * median([s[k] for s in stages]) / args.n for k in stages[0]}
     print("per-image stage times, one thread, no overlap (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages_ms.items()))
+    drafts = draft_study(paths, model_cfg, 2 if args.quick else 5)
+    print("JPEG decode + resize at draft scales (ms/image, decoded size, mean |diff| from full decode in levels, Dice on the sample's masks):")
+    for k, v in drafts.items(): print(f"  {k:15s} {v['ms_per_image']:6.2f} ms  {v['decoded_size']}  diff {v['mean_abs_diff_levels']:.2f}  Dice {v.get('mean_dice_vs_mask')}")
     lat = {}
     for name, item in (('file', paths[0]), ('array', arrays[0])):
         predict(item, model_cfg)
@@ -115,6 +150,6 @@ def main(args=None):
         bs=args.bs, tta=args.tta, forward_input_layout=layout,
         images_per_s={k: round(v, 2) for k, v in ips.items()}, ratio_to_forward={k: round(v, 4) for k, v in ratio.items()},
         goal_ratio=0.90, stage_ms_per_image={k: round(v, 3) for k, v in stages_ms.items()},
-        latency_ms=lat, details=t))
+        jpeg_draft=drafts, latency_ms=lat, details=t))
 
 if __name__ == '__main__': main()

@@ -69,6 +69,7 @@ def main(args=None):
     p.add_argument('--steps', type=int, default=5, help='timed steps per variant per round')
     p.add_argument('--rounds', type=int, default=2)
     p.add_argument('--encoder', default='resnet34')
+    p.add_argument('--variants', default=None, help='comma-separated subset of the variants (default: all; --quick: one per option)')
     args = p.parse_args(args)
     if args.quick: args.size, args.bs, args.warmup, args.steps, args.rounds, args.encoder = [32, 32], 2, 1, 1, 1, 'resnet18'
     show_hardware()
@@ -87,17 +88,21 @@ def main(args=None):
     runs = {k: (lambda kw=kw: learner_steps(df, size, bs, n_batch, encoder=enc, **kw)) for k, kw in V.items()}
     runs |= {'plain_smp_fp32': lambda: plain_steps(batches, size, n_batch, encoder=enc),
              'plain_smp_bf16': lambda: plain_steps(batches, size, n_batch, bf16=True, encoder=enc)}
+    if args.variants is None and args.quick:
+        args.variants = 'learner_smp_bf16_channels_last,learner_dynamicunet_fp32,learner_smp_nocache_bf16,plain_smp_bf16'
+    if args.variants: runs = {k: runs[k] for k in args.variants.split(',')}
     names, times = list(runs), {k: [] for k in runs}
     for r in range(args.rounds):
         for k in names[r % len(names):] + names[:r % len(names)]:
             torch.manual_seed(r); times[k] += runs[k]()[args.warmup:]; gc.collect()
     ips = {k: bs / median(t) for k, t in times.items()}
-    base = ips['learner_smp_fp32']
-    for k in names: print(f"{k:32s} {median(times[k]):6.3f} s/step  {ips[k]:6.1f} images/s  x{ips[k] / base:.2f} vs learner_smp_fp32")
+    base_name = 'learner_smp_fp32' if 'learner_smp_fp32' in ips else names[0]
+    base = ips[base_name]
+    for k in names: print(f"{k:32s} {median(times[k]):6.3f} s/step  {ips[k]:6.1f} images/s  x{ips[k] / base:.2f} vs {base_name}")
     return finish(args, 'train_step', dict(
         data=source, encoder=enc, size=list(size), bs=bs, warmup_steps=args.warmup, timed_steps_per_round=args.steps, rounds=args.rounds,
         presize_s=round(presize_s, 3), s_per_step={k: round(median(t), 4) for k, t in times.items()},
-        images_per_s={k: round(v, 2) for k, v in ips.items()}, speedup_vs_learner_smp_fp32={k: round(v / base, 3) for k, v in ips.items()},
+        images_per_s={k: round(v, 2) for k, v in ips.items()}, baseline=base_name, speedup_vs_baseline={k: round(v / base, 3) for k, v in ips.items()},
         details={k: [round(x, 4) for x in t] for k, t in times.items()}))
 
 if __name__ == '__main__': main()

@@ -72,7 +72,14 @@ def _code_only(src:str) -> str:
 
 def executed_at_docs_time(nb_path:Path) -> list:
     "Cells that nbdev runs while building the docs although they do more than import (nbdev FAQ): (is_slow, message)."
+    from fastcore.nbio import read_nb, nb_frontmatter
+    from fastcore.utils import str2bool
+    if str2bool(nb_frontmatter(read_nb(nb_path)).get('skip_showdoc', False)): return []  # nbdev runs none of its cells
     nb, res = json.loads(nb_path.read_text()), []
+    codes = [''.join(c.get('source', '')) for c in nb['cells'] if c['cell_type'] == 'code']
+    documented = lambda d: {'export', 'exports', 'exec_doc'} & d.keys() and 'hide' not in d and d.get('include') != 'false'
+    if not any(documented(_directives(c)) or re.search(r'^show_doc\(', c, re.M) for c in codes):
+        return []  # no API docs on this page, so nbdev executes nothing in it
     for i, cell in enumerate(nb['cells']):
         src = ''.join(cell.get('source', ''))
         if cell['cell_type'] != 'code': continue
@@ -93,9 +100,11 @@ def run_nbdev_proc(root:Path=ROOT) -> list:
     "Run `nbdev-proc-nbs` on the project; problems with the notebooks or the generated sidebar."
     nbs, problems = root/'nbs', []
     for nb in sorted(nbs.glob('*.ipynb')):
-        for slow, msg in executed_at_docs_time(nb):
-            if slow: problems.append(msg)  # minutes of real work on every docs build
-            else: print(f"docs-check: warning: {msg}", file=sys.stderr)
+        found = executed_at_docs_time(nb)
+        problems += [msg for slow, msg in found if slow]  # minutes of real work on every docs build
+        cells = [re.search(r'cell (\d+)', msg).group(1) for slow, msg in found if not slow]
+        if cells: print(f"docs-check: warning: {nb.name}: cells {', '.join(cells)} mix imports with other code, so nbdev "
+                        "runs them while building the docs (nbdev FAQ); put their imports in cells of their own", file=sys.stderr)
     sidebar = nbs/'sidebar.yml'
     before = sidebar.read_text() if sidebar.exists() else None
     exe = Path(sys.executable).parent/'nbdev-proc-nbs'

@@ -11,7 +11,7 @@ __all__ = ['IMAGE_EXTS', 'DATAVERSE_URL', 'HAM10000_DOI', 'HAM10000_FILES', 'HAM
            'SegDL', 'seg_dataloaders', 'check_dataset', 'skinseg_check', 'skinseg_split', 'dataverse_files', 'fetch',
            'download_ham10000', 'skinseg_download']
 
-# %% ../nbs/01_data.ipynb #9564d9bb
+# %% ../nbs/01_data.ipynb #d91b4cb0
 from .core import *
 from .core import _open_pil
 import os, re, sys, json, time, math, hashlib, shutil, warnings, zipfile
@@ -21,7 +21,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 from fastcore.script import call_parse
 
-# %% ../nbs/01_data.ipynb #840a34de
+# %% ../nbs/01_data.ipynb #3050ce5f
 _SYNTH_DX = ['nv', 'mel', 'bkl', 'bcc']
 
 def _blob_polygon(rng, cx, cy, rx, ry, angle, wobble, n=64):
@@ -54,7 +54,7 @@ def _synthetic_pair(rng, lesion:dict, size):
         draw.line([tuple(p) for p in pts], fill=tuple(int(v) for v in rng.integers(20, 60, 3)), width=1)
     return np.asarray(pil), mask
 
-# %% ../nbs/01_data.ipynb #3e2ea454
+# %% ../nbs/01_data.ipynb #19e74fbf
 def synthetic_dataset(dest:str|Path, # folder to write `images/`, `masks/` and `metadata.csv` into
                       n:int=24, # number of images
                       size:tuple=(150, 200), # (height, width) of every image
@@ -82,7 +82,7 @@ def synthetic_dataset(dest:str|Path, # folder to write `images/`, `masks/` and `
                                    f"seed={seed}): not real dermoscopy images; for tests and examples only.\n")
     return dest
 
-# %% ../nbs/01_data.ipynb #86488d5d
+# %% ../nbs/01_data.ipynb #67cc155f
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 _MASK_SUFFIX = re.compile(r'_(segmentation|mask)$', re.IGNORECASE)
 
@@ -97,7 +97,7 @@ def _mask_files(folder:Path):
 
 def _mask_id(p:Path) -> str: return _MASK_SUFFIX.sub('', p.stem)
 
-# %% ../nbs/01_data.ipynb #532ac968
+# %% ../nbs/01_data.ipynb #0e2440bf
 def _read_metadata(path:Path) -> pd.DataFrame:
     "A metadata table (CSV, or Dataverse's tab-separated `.tab`) with at least `image_id`."
     try: df = pd.read_csv(path, sep=None, engine='python', dtype=str)
@@ -113,7 +113,7 @@ def _layout(data_dir:Path):
     names = {p.name.lower(): p for p in subdirs}
     ham_imgs = [p for p in subdirs if p.name.startswith('HAM10000_images')]
     if ham_imgs:
-        meta = sorted(data_dir.glob('HAM10000_metadata*'))
+        meta = sorted(p for p in data_dir.glob('HAM10000_metadata*') if p.suffix != '.part')
         return 'HAM10000', ham_imgs, [p for p in subdirs if p.name.startswith('HAM10000_segmentations')], (meta or [None])[0]
     gts = [p for p in subdirs if 'groundtruth' in p.name.lower().replace('_', '').replace('-', '')]
     if gts:
@@ -123,7 +123,7 @@ def _layout(data_dir:Path):
         return 'generic', [names['images']], [names[m] for m in ('masks',) if m in names], meta if meta.is_file() else None
     return None, [], [], None
 
-# %% ../nbs/01_data.ipynb #b8f84296
+# %% ../nbs/01_data.ipynb #0a1ffaa8
 def _scan(data_dir):
     "Layout, image and mask files, and metadata of `data_dir`, with nothing paired yet."
     data_dir = Path(data_dir)
@@ -138,7 +138,7 @@ def _scan(data_dir):
     if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)")
     return layout, images, masks, (_read_metadata(meta) if meta else None)
 
-# %% ../nbs/01_data.ipynb #137d11b6
+# %% ../nbs/01_data.ipynb #89fdff4d
 def find_pairs(data_dir:str|Path, # dataset folder in the HAM10000, ISIC Task 1 or generic layout
               ) -> pd.DataFrame:
     "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx."
@@ -158,7 +158,7 @@ def find_pairs(data_dir:str|Path, # dataset folder in the HAM10000, ISIC Task 1 
     df.attrs['layout'] = layout
     return df
 
-# %% ../nbs/01_data.ipynb #71934ddb
+# %% ../nbs/01_data.ipynb #99d0f02d
 def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     "One row per lesion: its number of images and its stratum (most common dx, or '' when unknown)."
     dx = df.dx.astype(object).where(df.dx.notna(), '')
@@ -170,7 +170,7 @@ def _warn_if_no_lesions(df):
         warnings.warn("no lesion metadata (lesion_id equals image_id everywhere): splitting by image, so images of "
                       "the same lesion may land on both sides", stacklevel=3)
 
-# %% ../nbs/01_data.ipynb #dbd46329
+# %% ../nbs/01_data.ipynb #fec11e4b
 def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
                 valid_pct:float=0.2, # share of images (per diagnosis) to put in validation
                 seed:int=42, # random seed; the same seed gives the same split
@@ -186,7 +186,7 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
         valid |= set(group.index[mid < valid_pct*group.n.sum()])
     return df.assign(is_valid=df.lesion_id.isin(valid).values)
 
-# %% ../nbs/01_data.ipynb #5f338b69
+# %% ../nbs/01_data.ipynb #bb225dcf
 def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
                 k:int=5, # number of folds
                 seed:int=42, # random seed
@@ -206,12 +206,25 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
             fold[lid] = f; counts[f] += n; total[f] += n
     return df.assign(fold=df.lesion_id.map(fold).astype(int).values)
 
-# %% ../nbs/01_data.ipynb #acc26895
+# %% ../nbs/01_data.ipynb #c09f361e
+def _check_size(mask, mask_hw, image, image_hw):
+    "Refuse a mask whose size differs from its image's: resizing both would silently misalign them."
+    if tuple(mask_hw[:2]) != tuple(image_hw[:2]):
+        raise file_error(mask, f"mask is {mask_hw[1]}x{mask_hw[0]} but its image {Path(image).name} is "
+                               f"{image_hw[1]}x{image_hw[0]}; fix or remove the pair (run skinseg check)")
+
+def _display_hw(path) -> tuple:
+    "`(height, width)` of an image as displayed (EXIF orientation applied), from its header only."
+    with Image.open(path) as im:
+        w, h = im.size
+        return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+
 def _resized_pair(image, mask, size):
     "`(image HxWx3, mask HxW 0/1)` uint8 arrays of one pair, resized to `size` (h, w)."
     h, w = size
-    img = np.asarray(Image.fromarray(read_image(image)).resize((w, h), Image.BILINEAR))
-    m = binarize_mask(read_mask(mask)).astype(np.uint8)
+    img, m = read_image(image), binarize_mask(read_mask(mask)).astype(np.uint8)
+    _check_size(mask, m.shape, image, img.shape)
+    img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
     return img, np.asarray(Image.fromarray(m).resize((w, h), Image.NEAREST))
 
 def _cache_key(df, size) -> str:
@@ -221,7 +234,7 @@ def _cache_key(df, size) -> str:
         st = os.stat(p); h.update(f'{p}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:16]
 
-# %% ../nbs/01_data.ipynb #a5b2b07e
+# %% ../nbs/01_data.ipynb #bcf1ae5d
 _PRESIZED = {}
 
 def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
@@ -245,14 +258,14 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
     _PRESIZED[key] = arrays
     return arrays
 
-# %% ../nbs/01_data.ipynb #edc29264
+# %% ../nbs/01_data.ipynb #b94d37d2
 from fastai.vision.all import (DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, TensorImage, TensorMask,
                                IndexSplitter, Resize, ResizeMethod, RandTransform, aug_transforms, Normalize,
                                DataLoaders)
 from fastai.data.core import TfmdDL
 import random, torch
 
-# %% ../nbs/01_data.ipynb #0be29f06
+# %% ../nbs/01_data.ipynb #12e1a878
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 class ColourJitter(RandTransform):
@@ -274,25 +287,28 @@ class ColourJitter(RandTransform):
         out = torch.einsum('nij,njhw->nihw', m, x) + (b*(1 - c)*0.5)[:, None, None, None]
         return TensorImage(out.clamp_(0, 1))
 
-# %% ../nbs/01_data.ipynb #3e1ffc53
+# %% ../nbs/01_data.ipynb #6f708b60
 def seg_augment() -> list:
     "Batch augmentations for dermoscopy: flips, free rotation, mild zoom, small colour jitter."
     return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=1., max_zoom=1.1,
                             max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='reflection'), ColourJitter()]
 
-# %% ../nbs/01_data.ipynb #6b7f06a3
+# %% ../nbs/01_data.ipynb #0040ebaa
 class _Item:
     "Get the image (`kind='image'`) or 0/1 mask of row `i`: from the presized arrays, or read from disk."
-    def __init__(self, kind, paths=None, arrays=None): self.kind, self.paths, self.arrays = kind, paths, arrays
+    def __init__(self, kind, paths=None, arrays=None, images=None):
+        self.kind, self.paths, self.arrays, self.images = kind, paths, arrays, images
     def __call__(self, i):
         if self.arrays is not None: a = self.arrays[i]
         elif self.kind == 'image': a = read_image(self.paths[i])
-        else: a = binarize_mask(read_mask(self.paths[i])).astype(np.uint8)
+        else:
+            a = binarize_mask(read_mask(self.paths[i])).astype(np.uint8)
+            _check_size(self.paths[i], a.shape, self.images[i], _display_hw(self.images[i]))
         return (PILImage if self.kind == 'image' else PILMask).create(a)
 
 def _row_numbers(df): return list(range(len(df)))
 
-# %% ../nbs/01_data.ipynb #59d9703f
+# %% ../nbs/01_data.ipynb #7dbe0b18
 def _check_pairs(df):
     if 'is_valid' not in df.columns: raise SkinsegError("the pairs table has no is_valid column: split it first (split_pairs)")
     missing = df[df['mask'].isna()]
@@ -306,13 +322,13 @@ def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
     "A fastai `DataBlock` of image/mask pairs whose items are `df`'s row numbers, split by `is_valid`."
     _check_pairs(df)
     if arrays is not None: getters, item_tfms = (_Item('image', arrays=arrays[0]), _Item('mask', arrays=arrays[1])), []
-    else: getters, item_tfms = (_Item('image', list(df.image)), _Item('mask', list(df['mask']))), [Resize(size, method=ResizeMethod.Squish)]
+    else: getters, item_tfms = (_Item('image', list(df.image)), _Item('mask', list(df['mask']), images=list(df.image))), [Resize(size, method=ResizeMethod.Squish)]
     return DataBlock(blocks=(ImageBlock, MaskBlock(codes=CODES)), get_items=_row_numbers,
                      get_x=getters[0], get_y=getters[1], splitter=IndexSplitter(np.flatnonzero(df.is_valid.values)),
                      item_tfms=item_tfms,
                      batch_tfms=[*(seg_augment() if aug else []), Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD, cuda=False)])
 
-# %% ../nbs/01_data.ipynb #592b390f
+# %% ../nbs/01_data.ipynb #6d56c910
 class ArrayBatches:
     "Make a fastai loader cut each batch straight out of presized arrays: one indexing op, no per-item work."
     def __init__(self, dl, images, masks):
@@ -324,7 +340,7 @@ class ArrayBatches:
         return (TensorImage(torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).contiguous()),
                 TensorMask(torch.from_numpy(self.masks[idx])))
 
-# %% ../nbs/01_data.ipynb #c643f4d2
+# %% ../nbs/01_data.ipynb #b0c815ef
 class SegDL(TfmdDL):
     "A `TfmdDL` that builds and augments each batch with one torch thread when on the CPU."
     def __iter__(self):
@@ -337,7 +353,7 @@ class SegDL(TfmdDL):
             finally: torch.set_num_threads(n)
             yield b
 
-# %% ../nbs/01_data.ipynb #9b13515a
+# %% ../nbs/01_data.ipynb #b1627aa6
 def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid` (see `split_pairs`)
                     size:tuple=(96, 128), # (height, width) to train at
                     bs:int=16, # batch size
@@ -356,7 +372,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
     dls.train.rng = random.Random(seed)
     return dls
 
-# %% ../nbs/01_data.ipynb #a6225bf4
+# %% ../nbs/01_data.ipynb #faec7207
 _TWO_LEVELS = ({0, 255}, {0, 1})
 
 def _check_pair(image, mask) -> list:
@@ -384,7 +400,7 @@ def _duplicates(paths, id_of, what) -> list:
         else: seen[i] = p
     return problems
 
-# %% ../nbs/01_data.ipynb #de474f45
+# %% ../nbs/01_data.ipynb #52995082
 def check_dataset(data_dir:str|Path, # dataset folder (any layout `find_pairs` knows)
                   workers:int|None=None, # reading threads (default: 2 per CPU)
                   progress:bool=False, # show a progress bar on stderr
@@ -404,22 +420,8 @@ def check_dataset(data_dir:str|Path, # dataset folder (any layout `find_pairs` k
             problems += ps
     return problems
 
-# %% ../nbs/01_data.ipynb #0ae2c1e5
-from functools import wraps
-from fastcore.script import parse_cli
-
-def _cli_verb(func):
-    "`call_parse` for a `skinseg VERB`: called with no arguments (by the dispatcher) it parses `sys.argv`."
-    f = call_parse(func)
-    @wraps(func)
-    def _f(*args, **kwargs):
-        if args or kwargs: return f(*args, **kwargs)
-        pargs, kw, _ = parse_cli(func)
-        return f(*pargs, **kw)
-    return _f
-
-# %% ../nbs/01_data.ipynb #3ee8a133
-@_cli_verb
+# %% ../nbs/01_data.ipynb #5f4d4557
+@call_parse
 def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
                   workers:int=None, # reading threads (default: 2 per CPU)
                   quiet:bool=False, # no progress bar
@@ -431,8 +433,8 @@ def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or imag
     print(f"{n} pairs OK" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found in {data_dir} ({n} images)")
     return int(bool(problems))
 
-# %% ../nbs/01_data.ipynb #c0d1166d
-@_cli_verb
+# %% ../nbs/01_data.ipynb #08313b29
+@call_parse
 def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
                   valid_pct:float=0.2, # share of images in validation
                   seed:int=42, # random seed
@@ -449,7 +451,7 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or imag
     print(f"wrote {out}: {summary}, {df.lesion_id.nunique()} lesions, none on two sides")
     return 0
 
-# %% ../nbs/01_data.ipynb #75660ef9
+# %% ../nbs/01_data.ipynb #f0c9f419
 import urllib.request, urllib.error, http.client
 DATAVERSE_URL = 'https://dataverse.harvard.edu'
 HAM10000_DOI = 'doi:10.7910/DVN/DBW86T'
@@ -460,7 +462,7 @@ HAM10000_CREDIT = ("HAM10000: Tschandl P., Rosendahl C., Kittler H., Sci Data 5,
 
 def _base_url(base_url=None) -> str: return (base_url or os.environ.get('SKINSEG_DATAVERSE_URL') or DATAVERSE_URL).rstrip('/')
 
-# %% ../nbs/01_data.ipynb #afeebc98
+# %% ../nbs/01_data.ipynb #0d5863f0
 def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                     base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                    ) -> list:
@@ -482,7 +484,7 @@ def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                           url=f"{base}/api/access/datafile/{d['id']}" + ('?format=original' if tabular else '')))
     return files
 
-# %% ../nbs/01_data.ipynb #e36da2ae
+# %% ../nbs/01_data.ipynb #d7f84f65
 def _md5(path, chunk=1 << 20) -> str:
     h = hashlib.md5()
     with open(path, 'rb') as f:
@@ -500,6 +502,7 @@ def fetch(url:str, # file URL
     "Download `url` to `dest` via `dest.part`, resuming with HTTP Range, and verify its MD5."
     from tqdm.auto import tqdm
     dest = Path(dest); part = dest.with_name(dest.name + '.part')
+    if dest.is_file() and (md5 is None or _md5(dest) == md5.lower()): return dest  # fetched before, or by hand
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
         if size is not None and have == size: break
@@ -514,7 +517,9 @@ def fetch(url:str, # file URL
             if size is None or part.stat().st_size >= size: break
         except urllib.error.HTTPError as e:
             if e.code == 416 and have and (size is None or have == size): break  # already complete
-            if e.code in (401, 403, 404): raise SkinsegError(f"{url}: HTTP {e.code} {e.reason}") from None
+            if e.code in (401, 403, 404):
+                raise SkinsegError(f"{url}: HTTP {e.code} {e.reason}; if the server asks to accept the dataset's terms, "
+                                   f"download {dest.name} in a browser (https://doi.org/{HAM10000_DOI[4:]}) into {dest.parent}") from None
             err = e
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e: err = e
         if attempt == retries:
@@ -526,7 +531,7 @@ def fetch(url:str, # file URL
     os.replace(part, dest)
     return dest
 
-# %% ../nbs/01_data.ipynb #2187c630
+# %% ../nbs/01_data.ipynb #4e32f010
 def _extract(zip_path:Path, target:Path) -> Path:
     "Unpack `zip_path` into folder `target`, dropping a single top-level folder and refusing unsafe paths."
     try:
@@ -542,7 +547,7 @@ def _extract(zip_path:Path, target:Path) -> Path:
     except zipfile.BadZipFile as e: raise file_error(zip_path, f"not a valid zip file ({e})") from None
     return target
 
-# %% ../nbs/01_data.ipynb #6cef43f5
+# %% ../nbs/01_data.ipynb #3d29287c
 def download_ham10000(dest:str|Path='data/ham10000', # folder to create the official HAM10000 layout in
                       base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                       keep_zips:bool=False, # keep the downloaded zip files
@@ -568,8 +573,8 @@ def download_ham10000(dest:str|Path='data/ham10000', # folder to create the offi
         atomic_write(state_file, lambda p: p.write_text(json.dumps(done, indent=1)))
     return dest
 
-# %% ../nbs/01_data.ipynb #68fb8f22
-@_cli_verb
+# %% ../nbs/01_data.ipynb #3e4b3076
+@call_parse
 def skinseg_download(dataset:str='ham10000', # dataset to download (only 'ham10000' so far)
                      dest:str='data/ham10000', # folder to put it in (official layout)
                      base_url:str=None, # Dataverse server; default $SKINSEG_DATAVERSE_URL or https://dataverse.harvard.edu

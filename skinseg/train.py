@@ -9,7 +9,7 @@ __all__ = ['CHECKPOINT_NAME', 'SCHEDULES', 'CEDiceLoss', 'BF16Autocast', 'Channe
            'read_checkpoint', 'load_checkpoint', 'TrainTracker', 'ResumableCSVLogger', 'model_for_training',
            'seg_learner', 'train', 'default_bf16', 'skinseg_train']
 
-# %% ../nbs/03_train.ipynb #d29f269a
+# %% ../nbs/03_train.ipynb #6bea263c
 from .core import *
 from .core import ensure_torchvision, CONFIG_NAME, WEIGHTS_NAME
 from .metrics import seg_metrics, cli_verb
@@ -21,7 +21,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/03_train.ipynb #97be0997
+# %% ../nbs/03_train.ipynb #07520f4a
 ensure_torchvision()
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
@@ -32,7 +32,7 @@ from fastai.torch_core import set_seed, rank_distrib, num_distrib
 import fastai.distributed  # patches distrib_ctx onto Learner
 from .data import find_pairs, split_pairs, seg_dataloaders
 
-# %% ../nbs/03_train.ipynb #e33f57ca
+# %% ../nbs/03_train.ipynb #18391395
 class CEDiceLoss(nn.Module):
     "Cross-entropy plus the soft Dice loss of the lesion class (per image, averaged), for 2-channel logits."
     def __init__(self, dice_weight:float=1., smooth:float=1.):
@@ -46,7 +46,7 @@ class CEDiceLoss(nn.Module):
     def activation(self, x): return x.softmax(1)
     def decodes(self, x): return x.argmax(1)
 
-# %% ../nbs/03_train.ipynb #29998215
+# %% ../nbs/03_train.ipynb #eec45f90
 class BF16Autocast(Callback):
     "Run the model's forward pass in bfloat16 autocast (CPU or CUDA); everything else stays float32."
     order = 10
@@ -67,7 +67,7 @@ class ChannelsLast(Callback):
     def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
     def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
 
-# %% ../nbs/03_train.ipynb #3621c431
+# %% ../nbs/03_train.ipynb #fcd09c52
 CHECKPOINT_NAME = 'checkpoint.safetensors'
 
 def _unwrap(model): return getattr(model, 'module', model)
@@ -98,7 +98,7 @@ def save_checkpoint(learn, path, **meta) -> Path:
     tensors, meta = checkpoint_state(learn, **meta)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={'skinseg_checkpoint': json.dumps(meta)}))
 
-# %% ../nbs/03_train.ipynb #d543d314
+# %% ../nbs/03_train.ipynb #8b9c85c6
 def read_checkpoint(path) -> tuple:
     "`(tensors, meta)` from a checkpoint file, or a `SkinsegError` naming it."
     from safetensors import safe_open
@@ -127,22 +127,23 @@ def load_checkpoint(learn, path) -> dict:
     v, st, g = meta['rng_python']; random.setstate((v, tuple(st), g))
     return meta
 
-# %% ../nbs/03_train.ipynb #b8e1dcda
+# %% ../nbs/03_train.ipynb #2500e78c
 class TrainTracker(Callback):
     "After each epoch: keep the best model (by per-image validation IoU), write the checkpoint, time the epoch."
     order = 70
     def __init__(self, out, config:dict, start_epoch:int=0, best:float=-1., history:list|None=None, monitor:str='iou'):
         self.out, self.config, self.start_epoch, self.best, self.monitor = Path(out), config, start_epoch, best, monitor
         self.history = list(history or [])
-    def before_epoch(self): self.t0, self.n_img = time.perf_counter(), 0
+    def before_epoch(self): self.t0, self.c0, self.n_img = time.perf_counter(), time.process_time(), 0
     def after_batch(self):
         if self.training: self.n_img += len(self.yb[0])
-    def after_train(self): self.train_s = time.perf_counter() - self.t0
+    def after_train(self): self.train_s, self.train_cpu_s = time.perf_counter() - self.t0, time.process_time() - self.c0
     def after_epoch(self):
         if self.epoch < self.start_epoch: return  # skipped while resuming
         row = dict(zip(self.recorder.metric_names, self.recorder.log))
         row = {k: (float(v) if isinstance(v, (int, float, np.floating)) or torch.is_tensor(v) else v) for k, v in row.items()}
-        row.update(epoch=self.epoch, train_s=round(self.train_s, 2), img_per_s=round(self.n_img / self.train_s, 2))
+        row.update(epoch=self.epoch, train_s=round(self.train_s, 2), train_cpu_s=round(self.train_cpu_s, 2),
+                   epoch_s=round(time.perf_counter() - self.t0, 2), img_per_s=round(self.n_img / self.train_s, 2))
         self.history.append(row)
         if rank_distrib() == 0:
             score = row.get(self.monitor)
@@ -154,7 +155,7 @@ class TrainTracker(Callback):
             save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
                             best=self.best, history=self.history, config=self.config)
 
-# %% ../nbs/03_train.ipynb #fd8ae6f4
+# %% ../nbs/03_train.ipynb #eae44de2
 class ResumableCSVLogger(CSVLogger):
     "fastai's `CSVLogger`, appending without a second header and skipping epochs replayed on resume."
     def __init__(self, fname, start_epoch:int=0):
@@ -172,7 +173,7 @@ class ResumableCSVLogger(CSVLogger):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
         super()._write_line(log)
 
-# %% ../nbs/03_train.ipynb #355f363f
+# %% ../nbs/03_train.ipynb #d2fc150c
 def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256), encoder='resnet34') -> tuple:
     "`(model, how the encoder was initialised)`, falling back to random init with a warning when the download fails."
     build = partial(build_model, arch, encoder, size=size)
@@ -197,7 +198,7 @@ def seg_learner(dls, # fastai DataLoaders from `skinseg.data.seg_dataloaders`
     return Learner(dls, model, loss_func=CEDiceLoss(), opt_func=partial(Adam, decouple_wd=True), lr=lr, wd=wd,
                    metrics=seg_metrics(), cbs=cbs, path=path)
 
-# %% ../nbs/03_train.ipynb #734c6b02
+# %% ../nbs/03_train.ipynb #88dba9e1
 def _read_split(df, split_csv):
     "Add `is_valid` from a split CSV with columns `image_id` and `is_valid`."
     s = pd.read_csv(split_csv)
@@ -214,7 +215,7 @@ def _prepare_split(data_dir, valid_pct, seed, split_csv, limit):
     if not df.is_valid.any() or df.is_valid.all(): raise file_error(data_dir, "the split needs both training and validation images")
     return df
 
-# %% ../nbs/03_train.ipynb #52e238c8
+# %% ../nbs/03_train.ipynb #3f11bd4b
 SCHEDULES = ('one_cycle', 'flat_cos')
 
 def _patch_cpu_broadcast():
@@ -227,7 +228,7 @@ def _patch_cpu_broadcast():
         return t.cpu().tolist()
     DistributedDL._broadcast, DistributedDL._skinseg_patched = _broadcast, True
 
-# %% ../nbs/03_train.ipynb #860c7c2f
+# %% ../nbs/03_train.ipynb #f74dae32
 def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
           out:str|Path='models/skinseg', # output folder: model, config, log, checkpoint, split
           epochs:int=5, # training epochs
@@ -248,6 +249,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
           bf16:bool|None=None, # bfloat16 autocast; None: on when the CPU/GPU supports it
           channels_last:bool=False, # NHWC memory layout
           num_workers:int=0, # DataLoader worker processes
+          threads:int|None=None, # CPU threads for PyTorch (None: its default, one per core)
           progress:bool=True, # show fastai's progress bars
          ) -> Learner:
     "Train the U-Net, writing log, checkpoint and best model to `out`; resumable with `resume=True`."
@@ -264,6 +266,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     size = tuple(size) * 2 if len(tuple(size)) == 1 else tuple(size)
     if bf16 is None: bf16 = default_bf16()
+    if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = _prepare_split(data_dir, valid_pct, seed, split_csv, limit)
     dls = seg_dataloaders(df, size=size, bs=bs, num_workers=num_workers, seed=seed)
@@ -281,6 +284,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
             split='out/split.csv: ' + (f'from {split_csv}' if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
             encoder_init=init, epochs=epochs, loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
+            threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
             run=dict(data_dir=str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
                      schedule=schedule, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last))))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
@@ -294,7 +298,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
     if distributed: print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)
     return learn
 
-# %% ../nbs/03_train.ipynb #f42035bc
+# %% ../nbs/03_train.ipynb #e668d499
 def default_bf16() -> bool:
     "Whether bfloat16 autocast is on by default: on CUDA GPUs with bf16 support, and on CPUs with AVX512-BF16/AMX."
     if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
@@ -302,7 +306,7 @@ def default_bf16() -> bool:
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
-# %% ../nbs/03_train.ipynb #47e4c29d
+# %% ../nbs/03_train.ipynb #eedbb888
 @cli_verb
 def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
                   out:str='models/skinseg', # output folder for model, config.json, log.csv, checkpoint, split.csv
@@ -323,9 +327,10 @@ def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + 
                   bf16:str='auto', # bfloat16 autocast: auto, on or off
                   channels_last:bool=False, # NHWC memory layout
                   num_workers:int=0, # DataLoader worker processes
+                  threads:int=None, # CPU threads for PyTorch (default: one per core)
                  ):
     "Train the ResNet-34 U-Net on a dataset folder; checkpoints every epoch, --resume after a crash."
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
     train(data_dir, out, epochs=epochs, bs=bs, lr=lr, size=tuple(size), arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
           seed=seed, schedule=schedule, valid_pct=valid_pct, split_csv=split, resume=resume, limit=limit,
-          bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers)
+          bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers, threads=threads)

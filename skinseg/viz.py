@@ -9,9 +9,9 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
            'show_results', 'score_images', 'worst_cases', 'plot_training_log', 'inference_scores', 'summarize_options',
            'choose_inference_options', 'record_inference_options']
 
-# %% ../nbs/05_viz.ipynb #1f5c1427
+# %% ../nbs/05_viz.ipynb #c630f754
 from .core import *
-from .core import keep_largest_lesion, iter_predict
+from .core import keep_largest_lesion, iter_predict, get_model, lesion_prob, _load_resized, _to_batch, _full_size
 import time
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -19,7 +19,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-# %% ../nbs/05_viz.ipynb #cbaf8ed9
+# %% ../nbs/05_viz.ipynb #5969bc35
 def _check_same_shape(image, mask):
     if image.shape[:2] != mask.shape[:2]:
         raise SkinsegError(f"mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]}")
@@ -49,7 +49,7 @@ def overlay_mask(image, # path, PIL image or array
     if outline: out[mask_outline(m, _width(m.shape))] = colour
     return out
 
-# %% ../nbs/05_viz.ipynb #3b4a838d
+# %% ../nbs/05_viz.ipynb #4bdc1659
 ERROR_COLOURS = {'TP': (0, 200, 0), 'FP': (230, 0, 230), 'FN': (255, 176, 0)}
 
 def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1 or 0/255
@@ -75,7 +75,7 @@ def error_overlay(image, # path, PIL image or array
     out[mask_outline((codes == 1) | (codes == 2), _width(codes.shape))] = (255, 255, 255)
     return out.round().astype(np.uint8)
 
-# %% ../nbs/05_viz.ipynb #96678a58
+# %% ../nbs/05_viz.ipynb #66ffa25b
 def dice_iou(gt, pred) -> tuple:
     "Dice and IoU of one mask pair (both 1 when both masks are empty)."
     codes = error_map(gt, pred)
@@ -99,7 +99,7 @@ def show_errors(image, gt, pred, # image, ground-truth and predicted masks
     if legend: _legend(ax)
     return ax.figure
 
-# %% ../nbs/05_viz.ipynb #a19b89f6
+# %% ../nbs/05_viz.ipynb #1ec15c4b
 def show_results(images:list, # images (paths or arrays)
                  gts:list, # ground-truth masks (paths or arrays)
                  preds:list, # predicted masks (arrays, or `LesionMask`s)
@@ -109,7 +109,7 @@ def show_results(images:list, # images (paths or arrays)
                  dpi:int=70):
     "A grid of error overlays with each image's Dice; return the figure."
     n = len(images); nrows = max(1, -(-n // ncols))
-    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.85 * nrows), dpi=dpi, squeeze=False)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
     for k, ax in enumerate(axs.flat):
         if k >= n: ax.axis('off'); continue
         g = read_mask(gts[k]) if isinstance(gts[k], (str, Path)) else gts[k]
@@ -132,7 +132,7 @@ def worst_cases(scores:pd.DataFrame, n:int=8, by:str='dice') -> pd.DataFrame:
     "The `n` rows with the lowest `by` score, worst first."
     return scores.sort_values(by, kind='stable').head(n)
 
-# %% ../nbs/05_viz.ipynb #a5e87381
+# %% ../nbs/05_viz.ipynb #b5c4d7e2
 def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFrame
                       dpi:int=70):
     "Losses and metrics per epoch from a training log; return the figure."
@@ -150,30 +150,39 @@ def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFra
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_viz.ipynb #49c7e16d
+# %% ../nbs/05_viz.ipynb #fac30c27
+def _probs_with_and_without_tta(net, cfg, images, bs):
+    "Yield `(original (h, w), lesion probability without TTA, with TTA)` per image: three forward passes, not four."
+    size = tuple(cfg['input_size'])
+    for b0 in range(0, len(images), bs):
+        loaded = [_load_resized(o, size) for o in images[b0:b0 + bs]]
+        x = _to_batch([a for a, _ in loaded], cfg['mean'], cfg['std'])
+        p = lesion_prob(net, x)
+        p_tta = (p + lesion_prob(net, x.flip(3)).flip(2) + lesion_prob(net, x.flip(2)).flip(1)) / 3  # as `lesion_prob(tta=True)`
+        for (_, hw), a, b in zip(loaded, p, p_tta): yield hw, a, b
+
 def inference_scores(model, # model folder or `(model, config)` pair
-                     images:list, # validation images (paths)
+                     images:list, # validation images (paths or arrays)
                      masks:list, # their ground-truth masks (paths or arrays)
                      bs:int=32, # images per forward pass
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
-    "Per-image Dice and IoU for TTA off/on x post-processing off/on, with the seconds each TTA setting took."
+    "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them."
+    net, cfg = get_model(model)
     rows = []
-    for tta in (False, True):
-        t0 = time.perf_counter()
-        for k, r in enumerate(iter_predict(images, model, bs, tta=tta, postprocess=False)):
-            g = read_mask(masks[k]) if isinstance(masks[k], (str, Path)) else masks[k]
+    for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net.eval() if hasattr(net, 'eval') else net, cfg, list(images), bs)):
+        g = read_mask(masks[k]) if isinstance(masks[k], (str, Path)) else masks[k]
+        for tta, prob in ((False, p), (True, p_tta)):
+            mask = _full_size(prob, hw, cfg['threshold'])[0]
             for pp in (False, True):
-                d, j = dice_iou(g, keep_largest_lesion(r.mask > 0) if pp else r.mask)
+                d, j = dice_iou(g, keep_largest_lesion(mask > 0) if pp else mask)
                 rows.append(dict(image_id=ids[k] if ids is not None else k, tta=tta, postprocess=pp, dice=d, iou=j))
-        for row in rows[-2 * len(images):]: row['seconds'] = time.perf_counter() - t0
     return pd.DataFrame(rows)
 
 def summarize_options(scores:pd.DataFrame) -> pd.DataFrame:
-    "Mean Dice and IoU per (tta, postprocess) combination, with the image count and seconds per image."
+    "Mean Dice and IoU per (tta, postprocess) combination, with the number of images."
     g = scores.groupby(['tta', 'postprocess'])
-    return pd.DataFrame({'dice': g.dice.mean(), 'iou': g.iou.mean(), 'n': g.size(),
-                         'ms_per_image': g.seconds.first() / g.size() * 1000}).reset_index()
+    return pd.DataFrame({'dice': g.dice.mean(), 'iou': g.iou.mean(), 'n': g.size()}).reset_index()
 
 def choose_inference_options(summary:pd.DataFrame, min_gain:float=0.002) -> dict:
     "The best combination by mean Dice; TTA or post-processing only if it gains more than `min_gain` Dice."

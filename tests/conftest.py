@@ -1,8 +1,8 @@
 "Shared fixtures: a tiny saved model, a synthetic dataset, bad files of every kind, and the console script."
-import importlib, inspect, os, subprocess, sys
+import importlib, os, subprocess, sys
 from pathlib import Path
 import numpy as np
-import pytest
+import pytest, torch
 from PIL import Image
 
 import skinseg.core  # first: it sets up torchvision before anything imports it
@@ -41,7 +41,6 @@ def run_inprocess(*args) -> subprocess.CompletedProcess:
 @pytest.fixture(scope='session')
 def tiny_model_dir(tmp_path_factory) -> Path:
     "A saved, untrained ResNet-34 U-Net with a 32x32 input: fast to load and run."
-    torch = pytest.importorskip('torch')
     torch.manual_seed(0)
     return save_model(build_model(pretrained=False), tmp_path_factory.mktemp('model')/'tiny model',
                       default_config(input_size=TINY_SIZE))
@@ -52,36 +51,14 @@ def tiny_model(tiny_model_dir) -> tuple:
     from skinseg.core import load_model
     return load_model(tiny_model_dir)
 
-def _fallback_dataset(root:Path, n:int=8, size=(48, 64), seed:int=0) -> Path:
-    "HAM10000-layout images with an elliptic dark lesion and its 0/255 mask (used until `skinseg.data` exists)."
-    rng = np.random.default_rng(seed)
-    (root/'HAM10000_images_part_1').mkdir(parents=True); (root/'HAM10000_segmentations_lesion_tschandl').mkdir()
-    h, w = size; yy, xx = np.mgrid[:h, :w]
-    rows = ['lesion_id,image_id,dx,dx_type,age,sex,localization']
-    for i in range(n):
-        cy, cx, ry, rx = rng.uniform(.3*h, .7*h), rng.uniform(.3*w, .7*w), rng.uniform(.15*h, .3*h), rng.uniform(.15*w, .3*w)
-        lesion = ((yy - cy)/ry)**2 + ((xx - cx)/rx)**2 < 1
-        img = np.clip(rng.normal(200, 10, (h, w, 3)) - lesion[..., None]*120, 0, 255).astype(np.uint8)
-        iid = f'ISIC_{24306 + i:07d}'
-        Image.fromarray(img).save(root/'HAM10000_images_part_1'/f'{iid}.jpg', quality=95)
-        Image.fromarray(lesion.astype(np.uint8)*255).save(root/'HAM10000_segmentations_lesion_tschandl'/f'{iid}_segmentation.png')
-        rows.append(f'HAM_{i//2:07d},{iid},nv,histo,50.0,male,back')
-    (root/'HAM10000_metadata.csv').write_text('\n'.join(rows) + '\n')
-    return root
-
 def make_dataset(root:Path, n:int=8, size=(48, 64), seed:int=0) -> Path:
-    "A small synthetic dataset in the official HAM10000 layout, from `skinseg.data.synthetic_dataset` when available."
-    try: from skinseg.data import synthetic_dataset
-    except ImportError: return _fallback_dataset(root, n, size, seed)
-    params = inspect.signature(synthetic_dataset).parameters
-    kw = {k: v for k, v in dict(n=n, size=tuple(size), seed=seed).items() if k in params}
-    out = synthetic_dataset(root, **kw)
-    return Path(out) if isinstance(out, (str, Path)) else root
+    "A small SYNTHETIC dataset (images/, masks/, metadata.csv) from `skinseg.data.synthetic_dataset`."
+    return Path(optional_attr('skinseg.data', 'synthetic_dataset')(root, n=n, size=tuple(size), seed=seed))
 
 @pytest.fixture(scope='session')
 def synthetic_data(tmp_path_factory) -> Path:
     "A session-wide synthetic dataset; copy it before changing it."
-    return make_dataset(tmp_path_factory.mktemp('synthetic')/'ham10000')
+    return make_dataset(tmp_path_factory.mktemp('synthetic')/'data')
 
 def write_bad_images(folder:Path, good:np.ndarray) -> dict:
     "Write one unreadable image of each kind into `folder`: {file name: words the error must contain}."

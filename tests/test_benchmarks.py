@@ -53,6 +53,11 @@ def test_predict_bench(tmp_path):
     assert set(d['stage_ms_per_image']) == {'read_resize', 'normalise', 'forward_softmax', 'upsample_threshold'}
     assert d['image_size'] == [450, 600] and d['goal_ratio'] == 0.90
     for lat in d['latency_ms'].values(): assert 0 < lat['p50_ms'] <= lat['p95_ms']
+    drafts = d['jpeg_draft']
+    assert list(drafts) == ['full_decode', 'draft_4x_input', 'draft_2x_input', 'draft_1x_input']
+    assert drafts['full_decode']['mean_abs_diff_levels'] == 0 and drafts['full_decode']['decoded_size'] == [600, 450]
+    sizes = [v['decoded_size'][0] for v in drafts.values()]
+    assert sizes == sorted(sizes, reverse=True)  # a smaller draft request never decodes a larger image
 
 def test_inference_variants_bench(tmp_path):
     d = run_quick('bench_inference_variants', tmp_path)
@@ -69,14 +74,16 @@ def test_inference_variants_bench(tmp_path):
 
 def test_train_step_bench(tmp_path):
     d = run_quick('bench_train_step', tmp_path)
-    assert {'learner_smp_fp32', 'learner_smp_bf16', 'learner_dynamicunet_fp32', 'plain_smp_fp32', 'plain_smp_bf16',
-            'learner_smp_nocache_bf16'} <= set(d['images_per_s'])
+    # quick mode runs one variant per option: bf16 + channels_last, the fastai DynamicUnet, no cache, plain PyTorch
+    assert set(d['images_per_s']) == {'learner_smp_bf16_channels_last', 'learner_dynamicunet_fp32', 'learner_smp_nocache_bf16', 'plain_smp_bf16'}
+    assert d['speedup_vs_baseline'][d['baseline']] == 1
     assert positive(d['s_per_step'], d['s_per_step'])
     assert all(len(v) == d['timed_steps_per_round'] * d['rounds'] for v in d['details'].values())
 
 def test_matmul_and_peak_bench(tmp_path):
     d = run_quick('bench_bf16_matmul_and_peak', tmp_path)
-    assert positive(d['matmul_gflops'], ['fp32', 'bf16'])
+    assert positive(d['matmul_gflops'], ['fp32', 'bf16', 'conv1x1_fp32', 'conv1x1_bf16'])
+    for dt in ('fp32', 'bf16'): assert d['measured_peak_gflops'][dt] == max(d['matmul_gflops'][dt], d['matmul_gflops'][f'conv1x1_{dt}'])
     for v in d['model_gflop_per_image'].values():
         assert 2 <= v['train_fwd_bwd_gflop'] / v['forward_gflop'] <= 3.5  # backward costs about twice the forward
     assert set(d['fraction_of_peak']) == {'infer_fp32', 'infer_bf16', 'train_fp32', 'train_bf16'}

@@ -131,3 +131,28 @@ def test_real_check_subset(ham, tmp_path):
     shutil.copy(ham/'HAM10000_metadata.csv', sub)
     r = run_inprocess('check', sub, '--quiet')
     assert r.returncode == 0 and r.stdout.strip() == '300 pairs OK', r.stdout
+
+def test_isic2017_layout_skips_superpixels(syn, tmp_path):
+    "ISIC 2017 Task 1: image folder beside a GroundTruth folder; `_superpixels.png` files are not images."
+    d = tmp_path/'isic2017'
+    (d/'ISIC-2017_Training_Data').mkdir(parents=True); (d/'ISIC-2017_Training_Part1_GroundTruth').mkdir()
+    for p in sorted((syn/'images').iterdir()):
+        shutil.copy(p, d/'ISIC-2017_Training_Data'/p.name)
+        shutil.copy(syn/'masks'/f'{p.stem}.png', d/'ISIC-2017_Training_Data'/f'{p.stem}_superpixels.png')
+        shutil.copy(syn/'masks'/f'{p.stem}.png', d/'ISIC-2017_Training_Part1_GroundTruth'/f'{p.stem}_segmentation.png')
+    (d/'ISIC-2017_Training_Data'/'ISIC-2017_Training_Data_metadata.csv').write_text('image_id,age\n')
+    df = find_pairs(d)
+    assert df.attrs['layout'] == 'ISIC Task 1' and len(df) == 20 and df['mask'].notna().all()
+    assert check_dataset(d) == []
+
+def test_real_fullres_sample(tmp_path):
+    "The five original-size (600x450) HAM10000 pairs: found, clean, and presized to the training size."
+    full = find_data_dir('ham10000_fullres_sample')
+    if full is None: pytest.skip("HAM10000 full-resolution sample not found under ../shared/data or $SKINSEG_DATA")
+    df = find_pairs(full)
+    assert len(df) == 5 and df['mask'].notna().all() and df.dx.notna().all()
+    assert check_dataset(full) == []
+    assert read_image(df.image[0]).shape == (450, 600, 3)
+    from skinseg.data import presize
+    ims, mks = presize(df, (96, 128))
+    assert ims.shape == (5, 96, 128, 3) and set(np.unique(mks)) <= {0, 1} and 0.01 < mks.mean() < 0.99

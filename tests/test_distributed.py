@@ -14,7 +14,7 @@ def test_two_cpu_processes_train_one_model(tmp_path):
     out = tmp_path/'ddp'
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     r = subprocess.run([torchrun, '--standalone', '--nproc_per_node=2', str(BIN/'skinseg'), 'train', str(data), '--out', str(out),
-                        '--epochs', '1', '--size', '32', '32', '--bs', '4', '--no-pretrained', '--encoder', 'resnet18'],
+                        '--epochs', '1', '--size', '32', '32', '--bs', '4', '--no-pretrained', '--encoder', 'resnet18', '--threads', '1'],
                        capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     for rank in (0, 1): assert f'process {rank} of 2 finished' in r.stdout

@@ -68,10 +68,16 @@ def test_notebook_problems_without_browser(tmp_path):
 
 def test_cells_run_at_docs_time(tmp_path):
     nb = new_notebook(cells=[new_code_cell("import os"), new_code_cell("import os\nx = os.sep"),
-                             new_code_cell("#| slow\nimport time\ntime.sleep(600)"), new_code_cell("#| export\nimport os\nX = 1")])
+                             new_code_cell("#| slow\nimport time\ntime.sleep(600)")])
+    nbformat.write(nb, tmp_path/'n.ipynb')
+    assert check_docs.executed_at_docs_time(tmp_path/'n.ipynb') == []   # no API docs on the page: nbdev runs nothing
+    nb.cells.append(new_code_cell("#| export\nimport os\nX = 1"))
     nbformat.write(nb, tmp_path/'n.ipynb')
     found = check_docs.executed_at_docs_time(tmp_path/'n.ipynb')
     assert [(slow, m.split(' mixes')[0]) for slow, m in found] == [(False, 'n.ipynb: cell 1'), (True, 'n.ipynb: cell 2 (#| slow)')]
+    nb.cells.insert(0, new_markdown_cell("# Heavy\n\n> Real runs only.\n\n- skip_showdoc: true"))  # nbdev runs none of it
+    nbformat.write(nb, tmp_path/'n.ipynb')
+    assert check_docs.executed_at_docs_time(tmp_path/'n.ipynb') == []
 
 chrome = check_docs.find_chromium()
 in_ci = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')

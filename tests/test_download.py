@@ -121,3 +121,13 @@ def test_bad_checksum_is_refused_and_deleted(server, tmp_path):
 def test_unreachable_server_is_one_error_line(tmp_path):
     r = run_inprocess('download', '--dest', tmp_path/'ham', '--base-url', 'http://127.0.0.1:9', '--quiet')
     assert r.returncode == 2 and 'could not get the dataset' in r.stderr and 'doi.org/10.7910/DVN/DBW86T' in r.stderr
+
+def test_file_downloaded_by_hand_is_used(server, tmp_path, blobs):
+    "A zip with the right MD5 already in the destination (e.g. fetched in a browser) is unpacked, not downloaded."
+    d = tmp_path/'ham'; d.mkdir()
+    (d/'HAM10000_images_part_1.zip').write_bytes(blobs['HAM10000_images_part_1.zip'])
+    (d/'HAM10000_images_part_2.zip').write_bytes(b'a broken copy')  # wrong MD5: downloaded again
+    download_ham10000(d, base_url=server, progress=False)
+    fetched = {n for n, _ in FakeDataverse.log}
+    assert 'HAM10000_images_part_1.zip' not in fetched and 'HAM10000_images_part_2.zip' in fetched
+    assert len(find_pairs(d)) == 12 and check_dataset(d) == []

@@ -2,7 +2,6 @@
 import io, json, tempfile, warnings
 from pathlib import Path
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from PIL import Image
 

@@ -1,13 +1,13 @@
 """Reliability of the `skinseg` verbs, run as a user runs them: bad input gives one clear line naming the file,
 good work is never lost, and no traceback reaches the user."""
-import os, pickle, shutil, signal, subprocess, sys, textwrap
+import os, shutil, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import pytest
+import pytest, torch
 from PIL import Image, ImageDraw
 
-from skinseg.core import read_mask, read_image, WEIGHTS_NAME, CONFIG_NAME
+from skinseg.core import read_mask, WEIGHTS_NAME, CONFIG_NAME
 from conftest import run_skinseg, run_inprocess, optional_attr, write_bad_images, make_dataset, SKINSEG
 from test_reliability_models import malicious_files
 
@@ -20,7 +20,8 @@ def one_error_line(r, verb:str, *names:str, contains:str='') -> str:
     assert contains in lines[0], lines[0]
     return lines[0]
 
-def lesion_image(h=60, w=80, rotate_exif:int|None=None) -> Image.Image:
+def lesion_image(h=60, w=80) -> Image.Image:
+    "A skin-coloured image with a dark elliptic lesion."
     img = Image.new('RGB', (w, h), (215, 160, 140))
     ImageDraw.Draw(img).ellipse([w//4, h//4, 3*w//4, 3*h//4], fill=(110, 60, 40))
     return img
@@ -68,13 +69,15 @@ def test_predict_folder_with_bad_files(tiny_model_dir, mixed_folder, tmp_path):
         assert line is not None, f"{name} not reported:\n{r.stderr}"
         assert problem in line, line
     assert 'notes.txt' not in r.stdout + r.stderr
+    same_pixels = [read_mask(out/f'{n}_segmentation.png') for n in ('lésion 2', 'rgba', 'scan')]
+    assert all(np.array_equal(same_pixels[0], m) for m in same_pixels[1:]), "the same RGB pixels gave different masks"
     assert not any(p.name.startswith('.') for p in out.iterdir()), "a temporary file was left behind"
 
 def test_predict_named_files_missing_and_broken(tiny_model_dir, mixed_folder, tmp_path):
     "Files named on the command line: the good one is written, the missing and the empty one are reported."
     optional_attr('skinseg.core', 'skinseg_predict')
     folder, good, bad = mixed_folder
-    r = run_skinseg('predict', tiny_model_dir, folder/'lésion 2.png', folder/'empty.jpg', tmp_path/'gone.jpg',
+    r = run_inprocess('predict', tiny_model_dir, folder/'lésion 2.png', folder/'empty.jpg', tmp_path/'gone.jpg',
                     '--out', tmp_path/'out')
     assert r.returncode == 1, r.stderr
     assert [p.name for p in (tmp_path/'out').iterdir()] == ['lésion 2_segmentation.png']
@@ -84,23 +87,74 @@ def test_predict_empty_folder_and_bad_model(tiny_model_dir, tmp_path):
     "An empty folder and a model folder that is not a model are whole-command errors: exit 2, one line."
     optional_attr('skinseg.core', 'skinseg_predict')
     (tmp_path/'empty dir').mkdir()
-    one_error_line(run_skinseg('predict', tiny_model_dir, tmp_path/'empty dir', '--out', tmp_path/'o'),
+    one_error_line(run_inprocess('predict', tiny_model_dir, tmp_path/'empty dir', '--out', tmp_path/'o'),
                    'predict', tmp_path/'empty dir', contains='no images')
     lesion_image().save(tmp_path/'a.jpg')
     model = Path(shutil.copytree(tiny_model_dir, tmp_path/'model'))
     (model/CONFIG_NAME).write_text('{"model_type": "bert"}')
-    one_error_line(run_skinseg('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'),
+    one_error_line(run_inprocess('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'),
                    'predict', model/CONFIG_NAME, contains='not a skinseg model')
+
+def test_predict_out_is_a_file(tiny_model_dir, tmp_path):
+    optional_attr('skinseg.core', 'skinseg_predict')
+    lesion_image().save(tmp_path/'a.jpg'); (tmp_path/'taken').write_text('my notes')
+    one_error_line(run_inprocess('predict', tiny_model_dir, tmp_path/'a.jpg', '--out', tmp_path/'taken'), 'predict', tmp_path/'taken')
+    assert (tmp_path/'taken').read_text() == 'my notes'
+
+@pytest.mark.parametrize('option', [['--bs', '0'], ['--bs', '-3'], ['--device', 'cuda'], ['--device', 'tpu']], ids=' '.join)
+def test_predict_bad_option_values(tiny_model_dir, tmp_path, option):
+    "An impossible option value is named in one line, and is not blamed on the model file."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    if option == ['--device', 'cuda'] and torch.cuda.is_available(): pytest.skip("this machine has CUDA")
+    lesion_image().save(tmp_path/'a.jpg')
+    line = one_error_line(run_inprocess('predict', tiny_model_dir, tmp_path/'a.jpg', '--out', tmp_path/'o', *option), 'predict')
+    assert option[1] in line or option[0].lstrip('-') in line, line
+    assert 'not a valid safetensors' not in line, f"a device problem reported as a corrupt model: {line}"
 
 def test_predict_malicious_model_file(tiny_model_dir, tmp_path):
     "A pickle posing as model.safetensors is refused by name, and its payload never runs."
     optional_attr('skinseg.core', 'skinseg_predict')
     marker = tmp_path/'PWNED'
     model = Path(shutil.copytree(tiny_model_dir, tmp_path/'model'))
-    shutil.copy(malicious_files(tmp_path/'evil', marker)['zip.pth'], model/WEIGHTS_NAME)
+    evil = malicious_files(tmp_path/'evil', marker)
+    shutil.copy(evil['zip.pth'], model/WEIGHTS_NAME)
     lesion_image().save(tmp_path/'a.jpg')
-    one_error_line(run_skinseg('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'), 'predict', model/WEIGHTS_NAME)
+    one_error_line(run_inprocess('predict', model, tmp_path/'a.jpg', '--out', tmp_path/'o'), 'predict', model/WEIGHTS_NAME)
     assert not marker.exists()
+    for kind in ['raw.pth', 'zip.pth']:  # posing as an exported TorchScript or ONNX model
+        for suffix in ['.pt', '.onnx']:
+            exported = shutil.copy(evil[kind], tmp_path/f'{Path(kind).stem}{suffix}')
+            one_error_line(run_inprocess('predict', exported, tmp_path/'a.jpg', '--out', tmp_path/'o'), 'predict', exported)
+            assert not marker.exists(), f"{kind} as {suffix} was unpickled"
+
+KILL_AT_THIRD_MASK = textwrap.dedent('''
+    import os, signal, sys
+    from PIL import Image
+    real_save, saved = Image.Image.save, []
+    def save(self, fp, *a, **kw):
+        saved.append(fp)
+        if len(saved) == 3: open(fp, 'wb').write(b'\\x89PNG half'); os.kill(os.getpid(), signal.SIGKILL)
+        return real_save(self, fp, *a, **kw)
+    Image.Image.save = save
+    from skinseg.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+def test_predict_killed_midway_then_rerun(tiny_model_dir, tmp_path):
+    "Masks written before a SIGKILL are complete, none is half-written under its real name, and a rerun finishes."
+    optional_attr('skinseg.core', 'skinseg_predict')
+    (tmp_path/'imgs').mkdir()
+    for i in range(6): lesion_image(60 + i, 80).save(tmp_path/'imgs'/f'ISIC_{i:07d}.jpg')
+    out = tmp_path/'out'
+    r = subprocess.run([sys.executable, '-c', KILL_AT_THIRD_MASK, 'predict', tiny_model_dir, tmp_path/'imgs', '--out', out,
+                        '--bs', '2'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    done = sorted(out.glob('*_segmentation.png'))
+    assert len(done) == 2, [p.name for p in out.iterdir()]
+    for p in done: assert read_mask(p).shape[1] == 80
+    r = run_inprocess('predict', tiny_model_dir, tmp_path/'imgs', '--out', out, '--quiet')
+    assert r.returncode == 0, r.stderr
+    for i in range(6): assert read_mask(out/f'ISIC_{i:07d}_segmentation.png').shape == (60 + i, 80)
 
 MEASURE = textwrap.dedent('''
     import resource, subprocess, sys
@@ -213,7 +267,7 @@ TRAIN_FAST = ['--epochs', '1', '--bs', '2', '--size', '32', '32', '--encoder', '
 
 @pytest.fixture
 def train_data(tmp_path) -> Path:
-    return make_dataset(tmp_path/'train data', n=8, size=(32, 40))
+    return make_dataset(tmp_path/'train data é', n=8, size=(32, 40))
 
 def test_train_broken_image_named(train_data, tmp_path):
     optional_attr('skinseg.train', 'skinseg_train')
@@ -223,23 +277,43 @@ def test_train_broken_image_named(train_data, tmp_path):
     one_error_line(r, 'train', bad, contains='truncated')
     assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
 
+@pytest.mark.parametrize('option', [['--bs', '0'], ['--size', '0', '0'], ['--size', '32', '32', '32'], ['--encoder', 'vgg99'],
+                                    ['--epochs', '0']], ids=' '.join)
+def test_train_bad_option_values(train_data, tmp_path, option):
+    "An impossible option value is named in one line before any work, and nothing is written."
+    optional_attr('skinseg.train', 'skinseg_train')
+    args = ['--epochs', '1', '--bs', '2', '--size', '32', '32', '--encoder', 'resnet18']
+    i = args.index(option[0]); j = i + 1 + (2 if option[0] == '--size' else 1)
+    args[i:j] = option
+    line = one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', *args, '--no-pretrained', '--bf16', 'off'), 'train')
+    assert option[0].lstrip('-') in line or option[1] in line, line
+    assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
+
+def test_train_out_is_a_file(train_data, tmp_path):
+    optional_attr('skinseg.train', 'skinseg_train')
+    (tmp_path/'taken').write_text('my notes')
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'taken', *TRAIN_FAST), 'train', tmp_path/'taken')
+    assert (tmp_path/'taken').read_text() == 'my notes'
+
 def test_train_missing_data_and_split(train_data, tmp_path):
     optional_attr('skinseg.train', 'skinseg_train')
-    one_error_line(run_inprocess('train', tmp_path/'no data', '--out', tmp_path/'run', *TRAIN_FAST), 'train', tmp_path/'no data')
+    (tmp_path/'empty').mkdir()
+    for data in [tmp_path/'no data', tmp_path/'empty']:
+        one_error_line(run_inprocess('train', data, '--out', tmp_path/'run', *TRAIN_FAST), 'train', data)
     for split in [tmp_path/'no split.csv', tmp_path/'garbled.csv']:
         if split.name == 'garbled.csv': split.write_bytes(bytes(range(256)) * 8)
         one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--split', split, *TRAIN_FAST), 'train', split)
 
-def test_train_resume_without_or_with_foreign_checkpoint(train_data, tmp_path):
+def test_train_resume_from_foreign_or_cut_checkpoint(train_data, tmp_path):
+    "--resume from a checkpoint that is another safetensors file, or cut short, names it (no checkpoint at all: test_train.py)."
     optional_attr('skinseg.train', 'skinseg_train')
     from skinseg.train import CHECKPOINT_NAME
-    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume', *TRAIN_FAST), 'train',
-                   tmp_path/'run'/CHECKPOINT_NAME)
-    (tmp_path/'run').mkdir(exist_ok=True)
-    from safetensors.torch import save_file; import torch
-    save_file({'x': torch.zeros(2)}, str(tmp_path/'run'/CHECKPOINT_NAME))  # valid safetensors, not a checkpoint
-    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume', *TRAIN_FAST), 'train',
-                   tmp_path/'run'/CHECKPOINT_NAME)
+    from safetensors.torch import save_file
+    ckpt = tmp_path/'run'/CHECKPOINT_NAME; ckpt.parent.mkdir()
+    save_file({'x': torch.zeros(2)}, str(ckpt))  # valid safetensors, not a checkpoint
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume'), 'train', ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:40])
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', '--resume'), 'train', ckpt)
 
 def test_train_never_unpickles(train_data, tmp_path):
     "A pickle given as --weights, or planted as the checkpoint to --resume from, is refused and never runs."
@@ -256,8 +330,9 @@ def test_train_never_unpickles(train_data, tmp_path):
     one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run2', '--resume'), 'train', tmp_path/'run2'/CHECKPOINT_NAME)
     assert not marker.exists(), "a planted checkpoint was unpickled"
 
-# ## A run killed while writing its checkpoint resumes from the previous one
-# (tests/test_train.py covers SIGKILL mid-epoch and a write that raises; this is a kill *during* the write.)
+# ## A run killed while writing its checkpoint keeps the previous one
+# tests/test_train.py covers SIGKILL mid-epoch then --resume, and a checkpoint write that raises; this is a kill
+# *during* the write, after which that resume starts from the intact previous checkpoint.
 
 KILL_IN_SECOND_CHECKPOINT = textwrap.dedent('''
     import os, signal, sys
@@ -274,17 +349,13 @@ KILL_IN_SECOND_CHECKPOINT = textwrap.dedent('''
     sys.exit(main(sys.argv[1:]))
 ''')
 
-def test_kill_during_checkpoint_write_then_resume(train_data, tmp_path):
+def test_kill_during_checkpoint_write_keeps_previous(tmp_path):
     optional_attr('skinseg.train', 'skinseg_train')
     from skinseg.train import CHECKPOINT_NAME, read_checkpoint
-    out = tmp_path/'run'
+    train_data, out = make_dataset(tmp_path/'data', n=5, size=(32, 32)), tmp_path/'run'
     r = subprocess.run([sys.executable, '-c', KILL_IN_SECOND_CHECKPOINT, 'train', train_data, '--out', out,
                         *TRAIN_FAST[:1], '2', *TRAIN_FAST[2:]], capture_output=True, text=True, timeout=300)
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
     assert read_checkpoint(out/CHECKPOINT_NAME)[1]['epoch'] == 1, "the half-written checkpoint replaced the good one"
     from skinseg.core import load_model
-    load_model(out)  # the best model so far is intact
-    r = run_inprocess('train', train_data, '--out', out, '--resume')
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert read_checkpoint(out/CHECKPOINT_NAME)[1]['epoch'] == 2
-    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1]
+    assert load_model(out)[1]['input_size'] == [32, 32]  # the best model so far is intact

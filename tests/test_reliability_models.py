@@ -14,7 +14,7 @@ def model_copy(tiny_model_dir, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_model_dir, tmp_path/'model'))
 
 def refused(fn, *names, contains=''):
-    "Assert `fn()` raises `SkinsegError` whose one-line message names every one of `names` and says `contains`."
+    "Assert `fn()` raises `SkinsegError` whose message names every one of `names` and says `contains`."
     with pytest.raises(SkinsegError) as e: fn()
     msg = str(e.value)
     for n in names: assert str(n) in msg, f"{n} not named in: {msg}"

@@ -6,7 +6,7 @@ from skinseg.core import load_model
 from skinseg.data import synthetic_dataset
 
 SKINSEG = str(Path(sys.executable).with_name('skinseg'))
-TINY = ['--size', '32', '32', '--no-pretrained', '--encoder', 'resnet18', '--bs', '4', '--seed', '1']
+TINY = ['--size', '32', '32', '--no-pretrained', '--encoder', 'resnet18', '--bs', '4', '--seed', '1', '--threads', '1']
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory): return synthetic_dataset(tmp_path_factory.mktemp('syn'), n=24)
@@ -30,12 +30,13 @@ def test_train_writes_model_config_log_checkpoint_split(data, tmp_path):
 
 def test_sigkill_mid_epoch_then_resume(data, tmp_path):
     out, ckpt = tmp_path/'killed', tmp_path/'killed'/'checkpoint.safetensors'
-    p = subprocess.Popen([SKINSEG, 'train', data, '--out', out, '--epochs', 3, *TINY, '--bs', '2'],
+    p = subprocess.Popen([SKINSEG, *map(str, ['train', data, '--out', out, '--epochs', 3, *TINY, '--bs', 2])],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
-    while not ckpt.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+    while not ckpt.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
     assert p.poll() is None, f"run ended before it could be killed: {p.stderr.read()[-2000:]}"
-    time.sleep(0.5)  # into the second epoch
+    assert ckpt.exists(), "no checkpoint after 240 s"
+    time.sleep(0.2)  # into the second epoch
     os.kill(p.pid, signal.SIGKILL); p.wait()
     from skinseg.train import read_checkpoint
     done = read_checkpoint(ckpt)[1]['epoch']
@@ -53,7 +54,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 def test_failed_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch):
     import safetensors.torch
     from skinseg.train import train, save_checkpoint, read_checkpoint, CHECKPOINT_NAME
-    learn = train(data, tmp_path, epochs=1, bs=4, size=(32, 32), encoder='resnet18', pretrained=False, progress=False)
+    learn = train(data, tmp_path, epochs=1, bs=4, size=(32, 32), encoder='resnet18', pretrained=False, progress=False, threads=1)
     ckpt = tmp_path/CHECKPOINT_NAME
     good = ckpt.read_bytes()
     def half_written(tensors, path, metadata=None):
