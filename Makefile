@@ -30,7 +30,8 @@ check-sync: $(STAMP)
 	if ! diff -r -q -x __pycache__ $$snap/skinseg skinseg || ! diff -r -q -x .ipynb_checkpoints $$snap/nbs nbs; then \
 	  echo "ERROR: nbdev-export/nbdev-clean changed the files above: notebooks and skinseg/ were out of sync or unclean." \
 	       "Commit the result of 'nbdev-export && nbdev-clean'."; exit 1; fi; \
-	echo "check-sync: notebooks clean, skinseg/ matches nbdev-export"
+	$(BIN)/python docs/make_readme.py --check || exit 1; \
+	echo "check-sync: notebooks clean, skinseg/ matches nbdev-export, README.md matches index.ipynb"
 
 nbtest: $(STAMP)
 	$(BIN)/nbdev-test --n-workers 2

@@ -45,13 +45,16 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, script, **kw): super().__init__(**kw); self.script = script
     def parse_args(self, args=None, namespace=None):
         _RUN.update(script=self.script, argv=sys.argv[1:] if args is None else list(args))
-        return super().parse_args(args, namespace)
+        ns = super().parse_args(args, namespace)
+        if ns.threads: torch.set_num_threads(ns.threads)
+        return ns
 
 def parser(doc:str) -> argparse.ArgumentParser:
     "An argument parser with the options every benchmark shares: `--quick` and `--out`."
     import inspect
     p = _Parser(inspect.stack()[1].filename, description=doc)
     p.add_argument('--quick', action='store_true', help='tiny settings that finish in seconds (proves the script works; timings mean nothing)')
+    p.add_argument('--threads', type=int, default=None, help="torch's intra-op threads (default: torch's own choice, one per core)")
     p.add_argument('--out', type=Path, default=None, help='results JSON (default: benchmarks/results/NAME.json; with --quick, a temp folder)')
     return p
 
@@ -93,6 +96,11 @@ def show_hardware():
     print(f"# command: {command()}")
     if not h['tcmalloc']: print("# warning: run with LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 for steady timings")
 
+def rel(path) -> str:
+    "`path` relative to the repository root when it lies inside it."
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(path)
+
 def ham_pairs(ham) -> 'pd.DataFrame':
     "image_id, image, mask, lesion_id, dx of a HAM10000-layout folder (`skinseg.data.find_pairs` when it exists)."
     import pandas as pd
@@ -119,7 +127,7 @@ def validation_pairs(model_dir=None, # model folder whose split.csv (image_id, i
     if split_csv is not None and split_csv.is_file():
         s = pd.read_csv(split_csv)
         valid = set(s.image_id[s.is_valid.astype(str).str.lower().isin(['true', '1'])])
-        df, how = df.assign(is_valid=df.image_id.isin(valid)), f'{split_csv} (the split the model was trained on)'
+        df, how = df.assign(is_valid=df.image_id.isin(valid)), f'{rel(split_csv)} (the split the model was trained on)'
     else:
         try:
             from skinseg.data import split_pairs

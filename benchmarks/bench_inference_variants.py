@@ -78,7 +78,7 @@ def main(args=None):
     if args.quick: args.bs, args.batches, args.repeats, args.n_valid = 2, 1, 2, 4
     show_hardware()
     trained = not args.quick and Path(args.model).is_dir()
-    if trained: model, cfg = load_model(args.model); model_source = f'trained model {args.model}'
+    if trained: model, cfg = load_model(args.model); model_source = f'trained model {rel(args.model)}'
     else:
         torch.manual_seed(0); model = build_model(pretrained=False).eval()
         cfg = default_config(input_size=[32, 32] if args.quick else [96, 128])

@@ -31,7 +31,7 @@ def get_images(n:int):
 def get_model(model_dir, size):
     "`(model, config)` of the trained model if present, else a random-weight smp U-Net at `size` (same speed)."
     if model_dir and Path(model_dir).is_dir():
-        m, cfg = load_model(model_dir); return (m, cfg), f'trained model {model_dir}'
+        m, cfg = load_model(model_dir); return (m, cfg), f'trained model {rel(model_dir)}'
     torch.manual_seed(0)
     return (build_model(pretrained=False).eval(), default_config(input_size=list(size))), \
            f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'

@@ -12,11 +12,11 @@ __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'W
            'get_model', 'lesion_prob', 'keep_largest_lesion', 'iter_predict', 'predict', 'find_images', 'mask_filename',
            'save_png', 'skinseg_predict']
 
-# %% ../nbs/00_core.ipynb #541cc89c
+# %% ../nbs/00_core.ipynb #95ed1ee6
 import sys, importlib, warnings
 import torch
 
-# %% ../nbs/00_core.ipynb #b3ac67fe
+# %% ../nbs/00_core.ipynb #ad6191c5
 _TORCHVISION_SCHEMAS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
                         "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _torchvision_lib = None  # kept alive: the schemas live as long as this Library object
@@ -32,16 +32,16 @@ def ensure_torchvision():
     for schema in _TORCHVISION_SCHEMAS: _torchvision_lib.define(schema)
     return importlib.import_module('torchvision')
 
-# %% ../nbs/00_core.ipynb #763c62cd
+# %% ../nbs/00_core.ipynb #26db33f2
 ensure_torchvision();
 
-# %% ../nbs/00_core.ipynb #f2a1b8d4
+# %% ../nbs/00_core.ipynb #8007b35c
 import os, io, json, math
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# %% ../nbs/00_core.ipynb #3067202f
+# %% ../nbs/00_core.ipynb #1828ced2
 class SkinsegError(ValueError):
     "A problem with user input, worded for the user: the message names the file and what is wrong."
 
@@ -49,7 +49,7 @@ def file_error(path, problem:str):
     "A `SkinsegError` whose message is `path: problem`."
     return SkinsegError(f"{path}: {problem}")
 
-# %% ../nbs/00_core.ipynb #83879c6b
+# %% ../nbs/00_core.ipynb #5fb64594
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
 
 def _decode(path, draft:tuple|None=None):
@@ -76,7 +76,7 @@ def _open_pil(path):
     "Open and fully decode `path` with PIL, raising `SkinsegError` for missing, empty, foreign or truncated files."
     return _decode(path)[0]
 
-# %% ../nbs/00_core.ipynb #319fe4fb
+# %% ../nbs/00_core.ipynb #bd4e275f
 def _to_uint8(img:Image.Image):
     "Scale 16-bit and float PIL images to 8 bits; leave others alone."
     if img.mode not in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): return img
@@ -88,7 +88,7 @@ def read_image(path) -> np.ndarray:
     "Read an image file as an `HxWx3` uint8 RGB array in display (EXIF) orientation."
     return np.asarray(_to_uint8(_open_pil(path)).convert('RGB'))
 
-# %% ../nbs/00_core.ipynb #efbaeb29
+# %% ../nbs/00_core.ipynb #8059865c
 def find_data_dir(name:str='ham10000'):
     "The folder of dataset `name` under `$SKINSEG_DATA` or `../shared/data` upwards, or None."
     roots = [Path(os.environ['SKINSEG_DATA'])] if os.environ.get('SKINSEG_DATA') else []
@@ -96,7 +96,7 @@ def find_data_dir(name:str='ham10000'):
     roots += [p/'shared'/'data' for p in [here, *here.parents]]
     return next((r/name for r in roots if (r/name).is_dir()), None)
 
-# %% ../nbs/00_core.ipynb #bccdbfba
+# %% ../nbs/00_core.ipynb #1f41049f
 def read_mask(path) -> np.ndarray:
     "Read a mask file as an `HxW` uint8 array of its stored levels."
     img = _to_uint8(_open_pil(path))
@@ -107,12 +107,12 @@ def binarize_mask(mask:np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     return mask > (0 if mask.max(initial=0) <= 1 else 128)
 
-# %% ../nbs/00_core.ipynb #8561b117
+# %% ../nbs/00_core.ipynb #06e22d1b
 CODES = ['background', 'lesion']
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 ARCHS = ('smp', 'fastai')
 
-# %% ../nbs/00_core.ipynb #37392fc5
+# %% ../nbs/00_core.ipynb #e68005a6
 def _read_state_dict(path):
     "Tensors of a local weights file (safetensors, or a PyTorch state dict loaded with `weights_only`)."
     path = Path(path)
@@ -128,7 +128,7 @@ def _read_state_dict(path):
         raise file_error(path, "does not hold a state dict of tensors")
     return sd
 
-# %% ../nbs/00_core.ipynb #4b99f221
+# %% ../nbs/00_core.ipynb #caff7fe0
 def load_encoder_weights(encoder:torch.nn.Module, path):
     "Load ImageNet ResNet weights (torchvision key names, e.g. `resnet34-b627a593.pth`) from a local file."
     sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith('fc.')}
@@ -139,7 +139,7 @@ def load_encoder_weights(encoder:torch.nn.Module, path):
                                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
     return encoder
 
-# %% ../nbs/00_core.ipynb #175cf438
+# %% ../nbs/00_core.ipynb #45dde3d4
 def _smp_unet(encoder, n_classes, pretrained):
     import segmentation_models_pytorch as smp
     return smp.Unet(encoder, encoder_weights='imagenet' if pretrained else None, classes=n_classes)
@@ -153,7 +153,16 @@ def _fastai_unet(encoder, n_classes, pretrained, size, weights=None):
     body = create_body(net, 3, pretrained or weights is not None, model_meta[arch]['cut'])
     return DynamicUnet(body, n_classes, tuple(size))
 
-# %% ../nbs/00_core.ipynb #d4da51ec
+# %% ../nbs/00_core.ipynb #5497bfc6
+def _check_encoder(arch, encoder):
+    "A `SkinsegError` unless `encoder` is a backbone that `arch` can build."
+    if arch == 'smp':
+        import segmentation_models_pytorch as smp
+        known = smp.encoders.get_encoder_names()
+    else: known = [n for n in dir(ensure_torchvision().models) if n.startswith(('resnet', 'resnext'))]
+    if encoder not in known and not (arch == 'smp' and str(encoder).startswith('tu-')):  # tu-*: any timm backbone
+        raise SkinsegError(f"unknown encoder {encoder!r} for the {arch!r} U-Net: use e.g. resnet18, resnet34 or resnet50")
+
 def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'fastai' (DynamicUnet)
                 encoder:str='resnet34', # ResNet encoder name
                 n_classes:int=2, # output channels: background and lesion
@@ -163,6 +172,7 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                ) -> torch.nn.Module:
     "A U-Net with a ResNet encoder, optionally ImageNet-initialised from a download or a local file."
     if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
+    _check_encoder(arch, encoder)
     try:
         if arch == 'fastai': return _fastai_unet(encoder, n_classes, pretrained and weights is None, size, weights)
         model = _smp_unet(encoder, n_classes, pretrained and weights is None)
@@ -175,7 +185,7 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
     if weights is not None: load_encoder_weights(model.encoder, weights)
     return model
 
-# %% ../nbs/00_core.ipynb #9e78a83d
+# %% ../nbs/00_core.ipynb #a422bd9e
 MODEL_FORMAT = 'skinseg-model'
 WEIGHTS_NAME, CONFIG_NAME = 'model.safetensors', 'config.json'
 
@@ -185,7 +195,7 @@ def default_config(**kw) -> dict:
                 input_size=[256, 256], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), threshold=0.5,
                 codes=list(CODES), tta=False, postprocess=False, training={}, scores={}) | kw
 
-# %% ../nbs/00_core.ipynb #648dfb30
+# %% ../nbs/00_core.ipynb #1429a5ad
 def atomic_write(path, write_fn):
     "Call `write_fn(tmp_path)` and move the result onto `path` only once it is complete."
     path = Path(path)
@@ -198,7 +208,7 @@ def atomic_write(path, write_fn):
         if tmp.exists(): tmp.unlink()
     return path
 
-# %% ../nbs/00_core.ipynb #c8d2a7ec
+# %% ../nbs/00_core.ipynb #e3ed25f0
 def save_model(model:torch.nn.Module, # trained network
                model_dir:str|Path, # folder to write `model.safetensors` and `config.json` into
                config:dict, # see `default_config`
@@ -210,7 +220,7 @@ def save_model(model:torch.nn.Module, # trained network
     atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
     return model_dir
 
-# %% ../nbs/00_core.ipynb #1e4b58f9
+# %% ../nbs/00_core.ipynb #93686b3d
 FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -236,7 +246,7 @@ def _check_config(cfg:dict, path) -> dict:
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
     return cfg
 
-# %% ../nbs/00_core.ipynb #9db1bfd8
+# %% ../nbs/00_core.ipynb #14444550
 def read_model_config(model_dir) -> dict:
     "The `config.json` of a skinseg model folder, checked."
     model_dir = Path(model_dir)
@@ -250,7 +260,7 @@ def read_model_config(model_dir) -> dict:
         raise file_error(cfg_path, f"not a skinseg model config (no \"format\": \"{MODEL_FORMAT}\")")
     return _check_config(default_config() | cfg, cfg_path)
 
-# %% ../nbs/00_core.ipynb #4e2658b6
+# %% ../nbs/00_core.ipynb #465030e2
 def _one_line(e:Exception, n:int=240) -> str:
     "The first `n` characters of an exception's message, its lines joined."
     return ' '.join(str(e).split())[:n]
@@ -266,7 +276,6 @@ def load_model(model_dir:str|Path, # folder written by `save_model`
     try: sd = load_file(wpath, device=device)
     except Exception as e: raise file_error(wpath, f"not a valid safetensors file, or truncated ({e})") from None
     try: model = build_model(cfg['arch'], cfg['encoder'], cfg['n_classes'], size=cfg['input_size'])
-    except SkinsegError: raise
     except Exception as e:
         raise file_error(Path(wpath).parent/CONFIG_NAME, f"cannot build the model it describes ({type(e).__name__}: {_one_line(e)})") from None
     try: model.load_state_dict(sd)
@@ -274,7 +283,7 @@ def load_model(model_dir:str|Path, # folder written by `save_model`
         raise file_error(wpath, f"weights do not fit a {cfg['arch']} {cfg['encoder']} U-Net with {cfg['n_classes']} classes: {_one_line(e)}") from None
     return model.to(device).eval(), cfg
 
-# %% ../nbs/00_core.ipynb #1c731478
+# %% ../nbs/00_core.ipynb #87dd05c7
 from dataclasses import dataclass, field
 
 @dataclass
@@ -295,7 +304,7 @@ class LesionMask:
     def __repr__(self):
         return f"LesionMask({self.source!r}, size={self.mask.shape[1]}x{self.mask.shape[0]}, area={self.area_fraction:.1%}, bbox={self.bbox})"
 
-# %% ../nbs/00_core.ipynb #115d92ba
+# %% ../nbs/00_core.ipynb #41a2ad45
 def as_rgb_array(image, name:str='image') -> np.ndarray:
     "An `HxWx3` uint8 array from a path, PIL image or numpy array (RGB, grayscale or RGBA)."
     if isinstance(image, (str, Path)): return read_image(image)
@@ -308,7 +317,7 @@ def as_rgb_array(image, name:str='image') -> np.ndarray:
         raise SkinsegError(f"{name}: expected an HxW, HxWx3 or HxWx4 image array, got shape {a.shape}")
     return np.ascontiguousarray(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3])
 
-# %% ../nbs/00_core.ipynb #6a9017d0
+# %% ../nbs/00_core.ipynb #900e3a61
 _MODEL_CACHE, _CACHE_SIZE = {}, 4
 
 def default_model_dir():
@@ -342,7 +351,7 @@ def get_model(model=None, device:str='cpu'):
         _MODEL_CACHE[key] = loaded
     return _MODEL_CACHE[key]
 
-# %% ../nbs/00_core.ipynb #9debf97d
+# %% ../nbs/00_core.ipynb #01d48796
 def _load_resized(image, size, name:str='image'):
     "`(image resized to the model's (h, w) as uint8 RGB, original (h, w))` of a path, PIL image or array."
     h, w = size
@@ -360,7 +369,7 @@ def _to_batch(arrays, mean, std) -> torch.Tensor:
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     return x.mul_(1 / (255 * std)).sub_(mean / std)  # (x/255 - mean)/std in two in-place passes
 
-# %% ../nbs/00_core.ipynb #c5e2936c
+# %% ../nbs/00_core.ipynb #c6b1e142
 def lesion_prob(model, x:torch.Tensor, tta:bool=False) -> torch.Tensor:
     "Lesion probability `(B, h, w)` for a normalised batch, averaged over flips when `tta`."
     def fwd(x):
@@ -371,7 +380,7 @@ def lesion_prob(model, x:torch.Tensor, tta:bool=False) -> torch.Tensor:
         if tta: p = (p + fwd(x.flip(3)).flip(2) + fwd(x.flip(2)).flip(1)) / 3
     return p
 
-# %% ../nbs/00_core.ipynb #3244e80a
+# %% ../nbs/00_core.ipynb #3a894372
 import torch.nn.functional as F
 
 _BLOCK_PX = 1 << 22  # output pixels per block of rows
@@ -388,7 +397,7 @@ def _upsample_rows(p:torch.Tensor, hw):
         lam = (src - i0)[:, None]
         yield y0, y0 + len(y), pw[i0] * (1 - lam) + pw[(i0 + 1).clamp_(max=h - 1)] * lam
 
-# %% ../nbs/00_core.ipynb #5af8a2dd
+# %% ../nbs/00_core.ipynb #f200cf36
 def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
     "The largest connected lesion of a boolean mask, with its holes filled."
     from scipy import ndimage
@@ -400,7 +409,7 @@ def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
     out[box] = ndimage.binary_fill_holes(labels[box] == largest)  # a hole lies inside its lesion's bounding box
     return out
 
-# %% ../nbs/00_core.ipynb #27dc53a7
+# %% ../nbs/00_core.ipynb #7c582ed9
 def _full_size(p:torch.Tensor, hw, threshold:float=0.5, postprocess:bool=False, with_prob:bool=False):
     "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`."
     mask = np.empty(hw, np.uint8)
@@ -412,7 +421,7 @@ def _full_size(p:torch.Tensor, hw, threshold:float=0.5, postprocess:bool=False, 
     if postprocess: np.multiply(keep_largest_lesion(mask), 255, out=mask, casting='unsafe')
     return mask, prob
 
-# %% ../nbs/00_core.ipynb #1142d2ee
+# %% ../nbs/00_core.ipynb #a94a46dc
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, Future
 
@@ -476,7 +485,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
             fut, fpx = done.popleft(); yield fut.result()
     finally: pool.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/00_core.ipynb #a4ffddf9
+# %% ../nbs/00_core.ipynb #cd1cf82f
 def predict(images, # path, PIL image, numpy array, or a list of them
             model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
@@ -490,7 +499,7 @@ def predict(images, # path, PIL image, numpy array, or a list of them
     res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device))
     return res[0] if single else res
 
-# %% ../nbs/00_core.ipynb #892cbff7
+# %% ../nbs/00_core.ipynb #e40381f3
 from typing import Annotated
 from fastcore.script import call_parse, bool_arg
 
@@ -514,7 +523,7 @@ def find_images(paths, # files and/or folders
         else: files.append(p)  # a named file is taken as it is: a missing or broken one is reported as a failure
     return list(dict.fromkeys(files))
 
-# %% ../nbs/00_core.ipynb #07e16fb6
+# %% ../nbs/00_core.ipynb #891a0d21
 def mask_filename(image_path) -> str:
     "The ISIC name of an image's mask: `<image_id>_segmentation.png`."
     return f"{Path(image_path).stem}_segmentation.png"
@@ -538,7 +547,7 @@ def save_png(a:np.ndarray, path) -> Path:
         if tmp.exists(): tmp.unlink()
     return path
 
-# %% ../nbs/00_core.ipynb #bc161403
+# %% ../nbs/00_core.ipynb #516c1c89
 @call_parse
 def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`) or an exported .onnx/.pt file
                     images:Annotated[str, "image files and/or folders (a folder's .jpg .jpeg .png .bmp .tif .tiff files)", dict(nargs='+')],

@@ -8,10 +8,10 @@ Docs: https://skinseg.github.io/skinseg/data.html.md"""
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'DATAVERSE_URL', 'HAM10000_DOI', 'HAM10000_FILES', 'HAM10000_CREDIT', 'synthetic_dataset', 'find_pairs',
            'split_pairs', 'kfold_pairs', 'presize', 'ColourJitter', 'seg_augment', 'seg_datablock', 'ArrayBatches',
-           'SegDL', 'seg_dataloaders', 'check_dataset', 'skinseg_check', 'skinseg_split', 'dataverse_files', 'fetch',
-           'download_ham10000', 'skinseg_download']
+           'SegDL', 'seg_dataloaders', 'check_dataset', 'skinseg_check', 'skinseg_split', 'read_split',
+           'dataverse_files', 'fetch', 'download_ham10000', 'skinseg_download']
 
-# %% ../nbs/01_data.ipynb #d91b4cb0
+# %% ../nbs/01_data.ipynb #1308f9cc
 from .core import *
 from .core import _open_pil
 import os, re, sys, json, time, math, hashlib, shutil, warnings, zipfile
@@ -21,7 +21,7 @@ import numpy as np, pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 from fastcore.script import call_parse
 
-# %% ../nbs/01_data.ipynb #3050ce5f
+# %% ../nbs/01_data.ipynb #008a3fc8
 _SYNTH_DX = ['nv', 'mel', 'bkl', 'bcc']
 
 def _blob_polygon(rng, cx, cy, rx, ry, angle, wobble, n=64):
@@ -54,7 +54,7 @@ def _synthetic_pair(rng, lesion:dict, size):
         draw.line([tuple(p) for p in pts], fill=tuple(int(v) for v in rng.integers(20, 60, 3)), width=1)
     return np.asarray(pil), mask
 
-# %% ../nbs/01_data.ipynb #19e74fbf
+# %% ../nbs/01_data.ipynb #0cb8272c
 def synthetic_dataset(dest:str|Path, # folder to write `images/`, `masks/` and `metadata.csv` into
                       n:int=24, # number of images
                       size:tuple=(150, 200), # (height, width) of every image
@@ -82,7 +82,7 @@ def synthetic_dataset(dest:str|Path, # folder to write `images/`, `masks/` and `
                                    f"seed={seed}): not real dermoscopy images; for tests and examples only.\n")
     return dest
 
-# %% ../nbs/01_data.ipynb #67cc155f
+# %% ../nbs/01_data.ipynb #0a3f3bbd
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 _MASK_SUFFIX = re.compile(r'_(segmentation|mask)$', re.IGNORECASE)
 
@@ -97,7 +97,7 @@ def _mask_files(folder:Path):
 
 def _mask_id(p:Path) -> str: return _MASK_SUFFIX.sub('', p.stem)
 
-# %% ../nbs/01_data.ipynb #0e2440bf
+# %% ../nbs/01_data.ipynb #99e72b48
 def _read_metadata(path:Path) -> pd.DataFrame:
     "A metadata table (CSV, or Dataverse's tab-separated `.tab`) with at least `image_id`."
     try: df = pd.read_csv(path, sep=None, engine='python', dtype=str)
@@ -123,7 +123,7 @@ def _layout(data_dir:Path):
         return 'generic', [names['images']], [names[m] for m in ('masks',) if m in names], meta if meta.is_file() else None
     return None, [], [], None
 
-# %% ../nbs/01_data.ipynb #0a1ffaa8
+# %% ../nbs/01_data.ipynb #21181394
 def _scan(data_dir):
     "Layout, image and mask files, and metadata of `data_dir`, with nothing paired yet."
     data_dir = Path(data_dir)
@@ -138,7 +138,7 @@ def _scan(data_dir):
     if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)")
     return layout, images, masks, (_read_metadata(meta) if meta else None)
 
-# %% ../nbs/01_data.ipynb #89fdff4d
+# %% ../nbs/01_data.ipynb #cc6252fc
 def find_pairs(data_dir:str|Path, # dataset folder in the HAM10000, ISIC Task 1 or generic layout
               ) -> pd.DataFrame:
     "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx."
@@ -158,7 +158,7 @@ def find_pairs(data_dir:str|Path, # dataset folder in the HAM10000, ISIC Task 1 
     df.attrs['layout'] = layout
     return df
 
-# %% ../nbs/01_data.ipynb #99d0f02d
+# %% ../nbs/01_data.ipynb #65452692
 def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     "One row per lesion: its number of images and its stratum (most common dx, or '' when unknown)."
     dx = df.dx.astype(object).where(df.dx.notna(), '')
@@ -170,7 +170,7 @@ def _warn_if_no_lesions(df):
         warnings.warn("no lesion metadata (lesion_id equals image_id everywhere): splitting by image, so images of "
                       "the same lesion may land on both sides", stacklevel=3)
 
-# %% ../nbs/01_data.ipynb #fec11e4b
+# %% ../nbs/01_data.ipynb #7dda1450
 def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
                 valid_pct:float=0.2, # share of images (per diagnosis) to put in validation
                 seed:int=42, # random seed; the same seed gives the same split
@@ -186,7 +186,7 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
         valid |= set(group.index[mid < valid_pct*group.n.sum()])
     return df.assign(is_valid=df.lesion_id.isin(valid).values)
 
-# %% ../nbs/01_data.ipynb #bb225dcf
+# %% ../nbs/01_data.ipynb #0d9db801
 def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
                 k:int=5, # number of folds
                 seed:int=42, # random seed
@@ -206,7 +206,7 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
             fold[lid] = f; counts[f] += n; total[f] += n
     return df.assign(fold=df.lesion_id.map(fold).astype(int).values)
 
-# %% ../nbs/01_data.ipynb #c09f361e
+# %% ../nbs/01_data.ipynb #ff49e836
 def _check_size(mask, mask_hw, image, image_hw):
     "Refuse a mask whose size differs from its image's: resizing both would silently misalign them."
     if tuple(mask_hw[:2]) != tuple(image_hw[:2]):
@@ -234,7 +234,7 @@ def _cache_key(df, size) -> str:
         st = os.stat(p); h.update(f'{p}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:16]
 
-# %% ../nbs/01_data.ipynb #bcf1ae5d
+# %% ../nbs/01_data.ipynb #8b115b34
 _PRESIZED = {}
 
 def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
@@ -258,14 +258,14 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
     _PRESIZED[key] = arrays
     return arrays
 
-# %% ../nbs/01_data.ipynb #b94d37d2
+# %% ../nbs/01_data.ipynb #8b280743
 from fastai.vision.all import (DataBlock, ImageBlock, MaskBlock, PILImage, PILMask, TensorImage, TensorMask,
                                IndexSplitter, Resize, ResizeMethod, RandTransform, aug_transforms, Normalize,
                                DataLoaders)
 from fastai.data.core import TfmdDL
 import random, torch
 
-# %% ../nbs/01_data.ipynb #12e1a878
+# %% ../nbs/01_data.ipynb #18ca573d
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 class ColourJitter(RandTransform):
@@ -287,13 +287,13 @@ class ColourJitter(RandTransform):
         out = torch.einsum('nij,njhw->nihw', m, x) + (b*(1 - c)*0.5)[:, None, None, None]
         return TensorImage(out.clamp_(0, 1))
 
-# %% ../nbs/01_data.ipynb #6f708b60
+# %% ../nbs/01_data.ipynb #9c5a52b8
 def seg_augment() -> list:
     "Batch augmentations for dermoscopy: flips, free rotation, mild zoom, small colour jitter."
     return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=1., max_zoom=1.1,
                             max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='reflection'), ColourJitter()]
 
-# %% ../nbs/01_data.ipynb #0040ebaa
+# %% ../nbs/01_data.ipynb #4a71c4b7
 class _Item:
     "Get the image (`kind='image'`) or 0/1 mask of row `i`: from the presized arrays, or read from disk."
     def __init__(self, kind, paths=None, arrays=None, images=None):
@@ -308,7 +308,7 @@ class _Item:
 
 def _row_numbers(df): return list(range(len(df)))
 
-# %% ../nbs/01_data.ipynb #7dbe0b18
+# %% ../nbs/01_data.ipynb #48302c35
 def _check_pairs(df):
     if 'is_valid' not in df.columns: raise SkinsegError("the pairs table has no is_valid column: split it first (split_pairs)")
     missing = df[df['mask'].isna()]
@@ -328,7 +328,7 @@ def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                      item_tfms=item_tfms,
                      batch_tfms=[*(seg_augment() if aug else []), Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD, cuda=False)])
 
-# %% ../nbs/01_data.ipynb #6d56c910
+# %% ../nbs/01_data.ipynb #a3272bf6
 class ArrayBatches:
     "Make a fastai loader cut each batch straight out of presized arrays: one indexing op, no per-item work."
     def __init__(self, dl, images, masks):
@@ -340,7 +340,7 @@ class ArrayBatches:
         return (TensorImage(torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).contiguous()),
                 TensorMask(torch.from_numpy(self.masks[idx])))
 
-# %% ../nbs/01_data.ipynb #b0c815ef
+# %% ../nbs/01_data.ipynb #54554a96
 class SegDL(TfmdDL):
     "A `TfmdDL` that builds and augments each batch with one torch thread when on the CPU."
     def __iter__(self):
@@ -353,7 +353,7 @@ class SegDL(TfmdDL):
             finally: torch.set_num_threads(n)
             yield b
 
-# %% ../nbs/01_data.ipynb #b1627aa6
+# %% ../nbs/01_data.ipynb #4daffeea
 def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid` (see `split_pairs`)
                     size:tuple=(96, 128), # (height, width) to train at
                     bs:int=16, # batch size
@@ -372,7 +372,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
     dls.train.rng = random.Random(seed)
     return dls
 
-# %% ../nbs/01_data.ipynb #faec7207
+# %% ../nbs/01_data.ipynb #aa70d411
 _TWO_LEVELS = ({0, 255}, {0, 1})
 
 def _check_pair(image, mask) -> list:
@@ -400,7 +400,7 @@ def _duplicates(paths, id_of, what) -> list:
         else: seen[i] = p
     return problems
 
-# %% ../nbs/01_data.ipynb #52995082
+# %% ../nbs/01_data.ipynb #906fefbd
 def check_dataset(data_dir:str|Path, # dataset folder (any layout `find_pairs` knows)
                   workers:int|None=None, # reading threads (default: 2 per CPU)
                   progress:bool=False, # show a progress bar on stderr
@@ -420,7 +420,7 @@ def check_dataset(data_dir:str|Path, # dataset folder (any layout `find_pairs` k
             problems += ps
     return problems
 
-# %% ../nbs/01_data.ipynb #5f4d4557
+# %% ../nbs/01_data.ipynb #447106c8
 @call_parse
 def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
                   workers:int=None, # reading threads (default: 2 per CPU)
@@ -433,7 +433,7 @@ def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or imag
     print(f"{n} pairs OK" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found in {data_dir} ({n} images)")
     return int(bool(problems))
 
-# %% ../nbs/01_data.ipynb #08313b29
+# %% ../nbs/01_data.ipynb #93ce109a
 @call_parse
 def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
                   valid_pct:float=0.2, # share of images in validation
@@ -451,7 +451,17 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or imag
     print(f"wrote {out}: {summary}, {df.lesion_id.nunique()} lesions, none on two sides")
     return 0
 
-# %% ../nbs/01_data.ipynb #f0c9f419
+# %% ../nbs/01_data.ipynb #de23df74
+def read_split(path) -> pd.DataFrame:
+    "`image_id` and boolean `is_valid` of a split CSV written by `skinseg split` (or any CSV with those columns)."
+    path = Path(path)
+    if not path.is_file(): raise file_error(path, "split CSV not found")
+    try: df = pd.read_csv(path, dtype={'image_id': str})
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e: raise file_error(path, f"not a readable CSV ({e})") from None
+    if not {'image_id', 'is_valid'} <= set(df.columns): raise file_error(path, "a split CSV needs the columns image_id and is_valid")
+    return df[['image_id']].assign(is_valid=df.is_valid.astype(str).str.lower().isin(['true', '1']))
+
+# %% ../nbs/01_data.ipynb #0be22923
 import urllib.request, urllib.error, http.client
 DATAVERSE_URL = 'https://dataverse.harvard.edu'
 HAM10000_DOI = 'doi:10.7910/DVN/DBW86T'
@@ -462,7 +472,7 @@ HAM10000_CREDIT = ("HAM10000: Tschandl P., Rosendahl C., Kittler H., Sci Data 5,
 
 def _base_url(base_url=None) -> str: return (base_url or os.environ.get('SKINSEG_DATAVERSE_URL') or DATAVERSE_URL).rstrip('/')
 
-# %% ../nbs/01_data.ipynb #0d5863f0
+# %% ../nbs/01_data.ipynb #125f24d1
 def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                     base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                    ) -> list:
@@ -484,7 +494,7 @@ def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                           url=f"{base}/api/access/datafile/{d['id']}" + ('?format=original' if tabular else '')))
     return files
 
-# %% ../nbs/01_data.ipynb #d7f84f65
+# %% ../nbs/01_data.ipynb #d4d3757e
 def _md5(path, chunk=1 << 20) -> str:
     h = hashlib.md5()
     with open(path, 'rb') as f:
@@ -531,7 +541,7 @@ def fetch(url:str, # file URL
     os.replace(part, dest)
     return dest
 
-# %% ../nbs/01_data.ipynb #4e32f010
+# %% ../nbs/01_data.ipynb #e337d8d9
 def _extract(zip_path:Path, target:Path) -> Path:
     "Unpack `zip_path` into folder `target`, dropping a single top-level folder and refusing unsafe paths."
     try:
@@ -547,7 +557,7 @@ def _extract(zip_path:Path, target:Path) -> Path:
     except zipfile.BadZipFile as e: raise file_error(zip_path, f"not a valid zip file ({e})") from None
     return target
 
-# %% ../nbs/01_data.ipynb #3d29287c
+# %% ../nbs/01_data.ipynb #56591a69
 def download_ham10000(dest:str|Path='data/ham10000', # folder to create the official HAM10000 layout in
                       base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                       keep_zips:bool=False, # keep the downloaded zip files
@@ -573,7 +583,7 @@ def download_ham10000(dest:str|Path='data/ham10000', # folder to create the offi
         atomic_write(state_file, lambda p: p.write_text(json.dumps(done, indent=1)))
     return dest
 
-# %% ../nbs/01_data.ipynb #3e4b3076
+# %% ../nbs/01_data.ipynb #e0c24301
 @call_parse
 def skinseg_download(dataset:str='ham10000', # dataset to download (only 'ham10000' so far)
                      dest:str='data/ham10000', # folder to put it in (official layout)

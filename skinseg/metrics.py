@@ -6,16 +6,16 @@ Docs: https://skinseg.github.io/skinseg/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'PerImageMetric', 'GlobalIoU', 'seg_metrics', 'evaluate_dirs',
-           'cli_verb', 'skinseg_evaluate']
+           'skinseg_evaluate']
 
-# %% ../nbs/02_metrics.ipynb #287adaa9
+# %% ../nbs/02_metrics.ipynb #43f3449b
 from .core import *
 from .core import ensure_torchvision
 import json, math
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-# %% ../nbs/02_metrics.ipynb #94e5455a
+# %% ../nbs/02_metrics.ipynb #802008dd
 ISIC_THRESHOLD = 0.65
 
 def _as_bool_batch(m) -> torch.Tensor:
@@ -40,7 +40,7 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, 0/1 or 0/
     isic = torch.where(iou >= ISIC_THRESHOLD, iou, 0.)
     return dict(inter=inter, union=union, pred_px=p.sum(1).double(), gt_px=t.sum(1).double(), dice=dice, iou=iou, isic=isic)
 
-# %% ../nbs/02_metrics.ipynb #343579b6
+# %% ../nbs/02_metrics.ipynb #f5d55ccb
 def summarize_scores(scores:dict) -> dict:
     "Per-image means of Dice, IoU and ISIC score, the image count, and the pixel-pooled (global) IoU."
     n = len(scores['iou'])
@@ -48,7 +48,7 @@ def summarize_scores(scores:dict) -> dict:
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
     return dict(n=n, dice=mean('dice'), iou=mean('iou'), isic=mean('isic'), global_iou=inter / union if union else 1.)
 
-# %% ../nbs/02_metrics.ipynb #7a86157a
+# %% ../nbs/02_metrics.ipynb #f801b13a
 ensure_torchvision()
 from fastai.metrics import Metric
 
@@ -66,7 +66,7 @@ def _pred_targ(learn):
     pred = pred.argmax(1) == 1 if pred.shape[1] > 1 else pred[:, 0] > 0
     return pred.detach().cpu().as_subclass(torch.Tensor), (learn.y == 1).detach().cpu().as_subclass(torch.Tensor)
 
-# %% ../nbs/02_metrics.ipynb #8c2dbb56
+# %% ../nbs/02_metrics.ipynb #00fba959
 class PerImageMetric(Metric):
     "Mean over validation images of a per-image score ('dice', 'iou' or 'isic'), accumulated across batches."
     def __init__(self, score:str='iou'): self.score = score
@@ -96,7 +96,7 @@ def seg_metrics() -> list:
     "The validation metrics skinseg trains with: per-image Dice, IoU, ISIC score, and global IoU."
     return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('isic'), GlobalIoU()]
 
-# %% ../nbs/02_metrics.ipynb #e84d14f8
+# %% ../nbs/02_metrics.ipynb #59e9bd14
 def _gt_masks(gt_dir:Path) -> dict:
     "`{image_id: mask path}` from a dataset folder (via `find_pairs`) or a plain folder of mask PNGs."
     pngs = sorted(gt_dir.glob('*.png'))
@@ -111,11 +111,11 @@ def _read_binary(path) -> np.ndarray:
 
 def _split_ids(split_csv) -> list:
     "Image ids of the validation rows of a split CSV (columns `image_id`, `is_valid`)."
-    df = pd.read_csv(split_csv)
-    if not {'image_id', 'is_valid'} <= set(df.columns): raise file_error(split_csv, "needs columns image_id and is_valid")
-    return df.image_id[df.is_valid.astype(str).str.lower().isin(['true', '1'])].tolist()
+    from skinseg.data import read_split
+    df = read_split(split_csv)
+    return df.image_id[df.is_valid].tolist()
 
-# %% ../nbs/02_metrics.ipynb #d60a8cfd
+# %% ../nbs/02_metrics.ipynb #0a47890a
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
                   pred_dir:str|Path, # folder of `<image_id>_segmentation.png` predictions
                   out_csv:str|Path|None=None, # where to write the per-image scores
@@ -139,25 +139,13 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
     df = pd.DataFrame(rows)[['image_id', 'dice', 'iou', 'isic', 'inter', 'union', 'pred_px', 'gt_px']]
-    if out_csv is not None: df.to_csv(out_csv, index=False)
+    if out_csv is not None: Path(out_csv).parent.mkdir(parents=True, exist_ok=True); df.to_csv(out_csv, index=False)
     return summarize_scores({k: torch.tensor(df[k].values) for k in ('dice', 'iou', 'isic', 'inter', 'union')}), df
 
-# %% ../nbs/02_metrics.ipynb #359ba3f1
-from functools import wraps
-from fastcore.script import call_parse, parse_cli
+# %% ../nbs/02_metrics.ipynb #5ee11bc7
+from fastcore.script import call_parse
 
-def cli_verb(func):
-    "`call_parse` for a `skinseg VERB` function: called with no arguments it parses `sys.argv`, as the dispatcher needs."
-    f = call_parse(func)
-    @wraps(func)
-    def _f(*args, **kwargs):
-        if args or kwargs: return f(*args, **kwargs)
-        pargs, kw, _ = parse_cli(func)
-        return f(*pargs, **kw)
-    return _f
-
-# %% ../nbs/02_metrics.ipynb #ee45e656
-@cli_verb
+@call_parse
 def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000 layout, images/+masks/) or a folder of ground-truth mask PNGs
                      pred_dir:str, # folder of predicted `<image_id>_segmentation.png` masks
                      csv:str='scores.csv', # per-image scores are written here

@@ -9,7 +9,7 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
            'show_results', 'score_images', 'worst_cases', 'plot_training_log', 'inference_scores', 'summarize_options',
            'choose_inference_options', 'record_inference_options']
 
-# %% ../nbs/05_viz.ipynb #c630f754
+# %% ../nbs/05_viz.ipynb #16bca400
 from .core import *
 from .core import keep_largest_lesion, iter_predict, get_model, lesion_prob, _load_resized, _to_batch, _full_size
 import time
@@ -19,7 +19,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-# %% ../nbs/05_viz.ipynb #5969bc35
+# %% ../nbs/05_viz.ipynb #74b087a1
 def _check_same_shape(image, mask):
     if image.shape[:2] != mask.shape[:2]:
         raise SkinsegError(f"mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]}")
@@ -49,7 +49,7 @@ def overlay_mask(image, # path, PIL image or array
     if outline: out[mask_outline(m, _width(m.shape))] = colour
     return out
 
-# %% ../nbs/05_viz.ipynb #4bdc1659
+# %% ../nbs/05_viz.ipynb #fe1849b3
 ERROR_COLOURS = {'TP': (0, 200, 0), 'FP': (230, 0, 230), 'FN': (255, 176, 0)}
 
 def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1 or 0/255
@@ -75,7 +75,7 @@ def error_overlay(image, # path, PIL image or array
     out[mask_outline((codes == 1) | (codes == 2), _width(codes.shape))] = (255, 255, 255)
     return out.round().astype(np.uint8)
 
-# %% ../nbs/05_viz.ipynb #66ffa25b
+# %% ../nbs/05_viz.ipynb #cfb8a1c9
 def dice_iou(gt, pred) -> tuple:
     "Dice and IoU of one mask pair (both 1 when both masks are empty)."
     codes = error_map(gt, pred)
@@ -99,7 +99,7 @@ def show_errors(image, gt, pred, # image, ground-truth and predicted masks
     if legend: _legend(ax)
     return ax.figure
 
-# %% ../nbs/05_viz.ipynb #1ec15c4b
+# %% ../nbs/05_viz.ipynb #58c4ef7b
 def show_results(images:list, # images (paths or arrays)
                  gts:list, # ground-truth masks (paths or arrays)
                  preds:list, # predicted masks (arrays, or `LesionMask`s)
@@ -132,7 +132,7 @@ def worst_cases(scores:pd.DataFrame, n:int=8, by:str='dice') -> pd.DataFrame:
     "The `n` rows with the lowest `by` score, worst first."
     return scores.sort_values(by, kind='stable').head(n)
 
-# %% ../nbs/05_viz.ipynb #b5c4d7e2
+# %% ../nbs/05_viz.ipynb #716050c8
 def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFrame
                       dpi:int=70):
     "Losses and metrics per epoch from a training log; return the figure."
@@ -150,7 +150,7 @@ def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFra
     fig.tight_layout()
     return fig
 
-# %% ../nbs/05_viz.ipynb #fac30c27
+# %% ../nbs/05_viz.ipynb #1d07ff12
 def _probs_with_and_without_tta(net, cfg, images, bs):
     "Yield `(original (h, w), lesion probability without TTA, with TTA)` per image: three forward passes, not four."
     size = tuple(cfg['input_size'])
