@@ -110,7 +110,8 @@ def main(args=None):
         spec_reference_gflops=dict(fp32=194, bf16=764),
         model_gflop_per_image=flops, throughput_size=list(size), bs=args.bs,
         images_per_s={k: round(v, 2) for k, v in ips.items()}, achieved_gflops=achieved, fraction_of_peak=frac,
-        theoretical_peak=dict(gflops={k: round(v, 1) for k, v in theo.items()}, ghz=ghz, cores=hw['cores'], flops_per_cycle_per_core=per_cycle,
+        theoretical_peak=dict(gflops={k: round(v, 1) for k, v in theo.items()}, ghz=ghz,
+                              clock_implied_by_measured_peak_ghz={k: round(peak[k] / (hw['cores'] * per_cycle[k]), 2) for k in peak}, cores=hw['cores'], flops_per_cycle_per_core=per_cycle,
                               how='cores x clock (/proc/cpuinfo cpu MHz) x FLOPs/cycle/core; fp32: 2 AVX-512 FMA units x 16 fp32 lanes x 2; '
                                   'bf16 (VDPBF16PS): 2 units x 32 bf16 products x 2. A VM reports its nominal clock: boost clocks can make measured exceed it.'),
         details=dict(matmul=mm_t, throughput=ips_t)))

@@ -91,8 +91,9 @@ def main(args=None):
     xs = [torch.randn(args.bs, 3, h, w) for _ in range(args.batches)]
     n = args.bs * args.batches
     t = interleaved({k: (lambda f=f: [f(x) for x in xs]) for k, f in fns.items()}, repeats=args.repeats, warmup=1)
-    ips = {k: n / v['median_s'] for k, v in t.items()}
-    for k in fns: print(f"{k:26s} {ips[k]:7.1f} images/s   x{ips[k] / ips['fp32']:.2f} vs fp32")
+    med = {k: n / v['median_s'] for k, v in t.items()}
+    ips = {k: n / v['min_s'] for k, v in t.items()}  # best repeat: on a shared machine, bursts of other jobs' load hit the rest
+    for k in fns: print(f"{k:26s} {ips[k]:7.1f} images/s best, {med[k]:7.1f} median   x{ips[k] / ips['fp32']:.2f} vs fp32 (best)")
     _, val, split_how = validation_pairs(args.model if trained else None, args.n_valid)
     quality = eval_dice(fns, val, cfg, args.bs) if val is not None else None
     if quality:
@@ -106,6 +107,7 @@ def main(args=None):
         model=model_source, model_is_trained=trained, input_size=[h, w], bs=args.bs, images_per_measurement=n,
         onnx_export_and_session_s=round(export_s, 2),
         images_per_s={k: round(v, 2) for k, v in ips.items()}, speedup_vs_fp32={k: round(v / ips['fp32'], 3) for k, v in ips.items()},
+        images_per_s_median={k: round(v, 2) for k, v in med.items()}, speed_from='best of the interleaved repeats',
         dice_split=split_how, n_valid=None if val is None else len(val), quality=quality,
         fastest_within_0005_dice=best, dice_checked=bool(trained and quality), details=t))
 
