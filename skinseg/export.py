@@ -8,7 +8,7 @@ Docs: https://skinseg.github.io/skinseg/export.html.md"""
 __all__ = ['FORMATS', 'export_onnx', 'OnnxModel', 'load_onnx', 'export_torchscript', 'load_torchscript', 'compare_exported',
            'load_exported', 'skinseg_export']
 
-# %% ../nbs/06_export.ipynb #5d4f95b7
+# %% ../nbs/06_export.ipynb #6ae172b7
 from .core import *
 from .core import CONFIG_NAME, _to_batch, _load_resized
 import sys, json, io, contextlib, warnings
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
 
-# %% ../nbs/06_export.ipynb #54e28fe7
+# %% ../nbs/06_export.ipynb #044fe616
 FORMATS = {'onnx': 'model.onnx', 'torchscript': 'model.pt'}
 
 def _example_input(cfg, n:int=2) -> torch.Tensor:
@@ -29,7 +29,7 @@ def _out_path(model_dir, fmt, out):
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/06_export.ipynb #c3356d64
+# %% ../nbs/06_export.ipynb #03a7b8f3
 def export_onnx(model_dir, # skinseg model folder
                 out=None, # file or folder to write; default `model_dir/model.onnx`
                 opset:int=18, # ONNX opset (17 or later)
@@ -48,7 +48,7 @@ def export_onnx(model_dir, # skinseg model folder
         onnx.save(m, str(tmp))
     return atomic_write(out, write)
 
-# %% ../nbs/06_export.ipynb #d645f59a
+# %% ../nbs/06_export.ipynb #f4768554
 class OnnxModel:
     "An onnxruntime session called like a PyTorch model: float tensor `(N, 3, h, w)` in, logits tensor out."
     def __init__(self, path, device:str='cpu'):
@@ -71,7 +71,7 @@ def load_onnx(path, device:str='cpu') -> tuple:
     if 'skinseg_config' not in meta: raise file_error(path, "no skinseg_config metadata: not exported by skinseg")
     return model, parse_model_config(meta['skinseg_config'], path)
 
-# %% ../nbs/06_export.ipynb #0832c5cf
+# %% ../nbs/06_export.ipynb #9b3882e6
 def export_torchscript(model_dir, # skinseg model folder
                        out=None, # file or folder to write; default `model_dir/model.pt`
                       ) -> Path:
@@ -96,14 +96,14 @@ def load_torchscript(path, device:str='cpu') -> tuple:
     if not extra[CONFIG_NAME]: raise file_error(path, f"no {CONFIG_NAME} inside: not exported by skinseg")
     return model.eval(), parse_model_config(extra[CONFIG_NAME], path)
 
-# %% ../nbs/06_export.ipynb #72cc0b90
+# %% ../nbs/06_export.ipynb #0ff09e5f
 def compare_exported(model_dir, # skinseg model folder
                      exported, # file written by `export_onnx` or `export_torchscript`
                      images:list, # images to compare on (paths or arrays)
                     ) -> dict:
     "Largest probability difference and differing mask pixels between PyTorch and an exported model."
-    ref = predict(list(images), model_dir, return_prob=True, tta=False, postprocess=False)
-    exp = predict(list(images), load_exported(exported), return_prob=True, tta=False, postprocess=False)
+    ref = predict(list(images), model_dir, return_prob=True, tta=False, postprocess=False, bf16=False)  # exports run in float32
+    exp = predict(list(images), load_exported(exported), return_prob=True, tta=False, postprocess=False, bf16=False)
     return dict(max_prob_diff=max(float(np.abs(a.prob - b.prob).max()) for a, b in zip(ref, exp)),
                 mask_pixels_differing=int(sum(np.count_nonzero(a.mask != b.mask) for a, b in zip(ref, exp))),
                 pixels=int(sum(a.mask.size for a in ref)))
@@ -112,7 +112,7 @@ def load_exported(path, device:str='cpu') -> tuple:
     "`(model, config)` from an exported `.onnx` or TorchScript `.pt` file."
     return load_onnx(path, device) if Path(path).suffix == '.onnx' else load_torchscript(path, device)
 
-# %% ../nbs/06_export.ipynb #ebcc4a5f
+# %% ../nbs/06_export.ipynb #9dec226a
 @call_parse
 def skinseg_export(model_dir:str, # skinseg model folder
                    format:str='onnx', # 'onnx' or 'torchscript'

@@ -7,9 +7,9 @@ Docs: https://skinseg.github.io/skinseg/train.html.md"""
 # %% auto #0
 __all__ = ['CHECKPOINT_NAME', 'SCHEDULES', 'CEDiceLoss', 'BF16Autocast', 'ChannelsLast', 'checkpoint_state', 'save_checkpoint',
            'read_checkpoint', 'load_checkpoint', 'TrainTracker', 'ResumableCSVLogger', 'model_for_training',
-           'seg_learner', 'check_train_options', 'train', 'default_bf16', 'skinseg_train']
+           'seg_learner', 'check_train_options', 'train', 'skinseg_train']
 
-# %% ../nbs/03_train.ipynb #5a9fd16a
+# %% ../nbs/03_train.ipynb #b7985e42
 from .core import *
 from .core import ensure_torchvision, CONFIG_NAME, WEIGHTS_NAME
 from .metrics import seg_metrics
@@ -22,7 +22,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/03_train.ipynb #772ae511
+# %% ../nbs/03_train.ipynb #10e91d8c
 ensure_torchvision()
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
@@ -33,7 +33,7 @@ from fastai.torch_core import set_seed, rank_distrib, num_distrib
 import fastai.distributed  # patches distrib_ctx onto Learner
 from .data import find_pairs, split_pairs, seg_dataloaders, read_split
 
-# %% ../nbs/03_train.ipynb #222fc30c
+# %% ../nbs/03_train.ipynb #df7d15de
 class CEDiceLoss(nn.Module):
     "Cross-entropy plus the soft Dice loss of the lesion class (per image, averaged), for 2-channel logits."
     def __init__(self, dice_weight:float=1., smooth:float=1.):
@@ -47,7 +47,7 @@ class CEDiceLoss(nn.Module):
     def activation(self, x): return x.softmax(1)
     def decodes(self, x): return x.argmax(1)
 
-# %% ../nbs/03_train.ipynb #18b9ad66
+# %% ../nbs/03_train.ipynb #4f0cd493
 class BF16Autocast(Callback):
     "Run the model's forward pass in bfloat16 autocast (CPU or CUDA); everything else stays float32."
     order = 10
@@ -68,7 +68,7 @@ class ChannelsLast(Callback):
     def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
     def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
 
-# %% ../nbs/03_train.ipynb #1c37d6e9
+# %% ../nbs/03_train.ipynb #6eea4371
 CHECKPOINT_NAME = 'checkpoint.safetensors'
 
 def _unwrap(model): return getattr(model, 'module', model)
@@ -99,7 +99,7 @@ def save_checkpoint(learn, path, **meta) -> Path:
     tensors, meta = checkpoint_state(learn, **meta)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={'skinseg_checkpoint': json.dumps(meta)}))
 
-# %% ../nbs/03_train.ipynb #c20faab0
+# %% ../nbs/03_train.ipynb #6554ed31
 def read_checkpoint(path) -> tuple:
     "`(tensors, meta)` from a checkpoint file, or a `SkinsegError` naming it."
     from safetensors import safe_open
@@ -128,7 +128,7 @@ def load_checkpoint(learn, path) -> dict:
     v, st, g = meta['rng_python']; random.setstate((v, tuple(st), g))
     return meta
 
-# %% ../nbs/03_train.ipynb #7ba7e8fe
+# %% ../nbs/03_train.ipynb #08558f87
 class TrainTracker(Callback):
     "After each epoch: keep the best model (by per-image validation IoU), write the checkpoint, time the epoch."
     order = 70
@@ -156,7 +156,7 @@ class TrainTracker(Callback):
             save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
                             best=self.best, history=self.history, config=self.config)
 
-# %% ../nbs/03_train.ipynb #5b31129a
+# %% ../nbs/03_train.ipynb #e900a606
 class ResumableCSVLogger(CSVLogger):
     "fastai's `CSVLogger`, appending without a second header and skipping epochs replayed on resume."
     def __init__(self, fname, start_epoch:int=0):
@@ -174,7 +174,7 @@ class ResumableCSVLogger(CSVLogger):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
         super()._write_line(log)
 
-# %% ../nbs/03_train.ipynb #033033c5
+# %% ../nbs/03_train.ipynb #8b1d39ae
 def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256), encoder='resnet34') -> tuple:
     "`(model, how the encoder was initialised)`, falling back to random init with a warning when the download fails."
     build = partial(build_model, arch, encoder, size=size)
@@ -199,7 +199,7 @@ def seg_learner(dls, # fastai DataLoaders from `skinseg.data.seg_dataloaders`
     return Learner(dls, model, loss_func=CEDiceLoss(), opt_func=partial(Adam, decouple_wd=True), lr=lr, wd=wd,
                    metrics=seg_metrics(), cbs=cbs, path=path)
 
-# %% ../nbs/03_train.ipynb #8fce2309
+# %% ../nbs/03_train.ipynb #bd9885ba
 def _read_split(df, split_csv):
     "Add `is_valid` from a split CSV with columns `image_id` and `is_valid`."
     df = df.merge(read_split(split_csv), on='image_id', how='inner')
@@ -213,7 +213,7 @@ def _prepare_split(data_dir, valid_pct, seed, split_csv, limit):
     if not df.is_valid.any() or df.is_valid.all(): raise file_error(data_dir, "the split needs both training and validation images")
     return df
 
-# %% ../nbs/03_train.ipynb #1af9ba72
+# %% ../nbs/03_train.ipynb #a5c87a95
 SCHEDULES = ('one_cycle', 'flat_cos')
 
 def _patch_cpu_broadcast():
@@ -226,7 +226,7 @@ def _patch_cpu_broadcast():
         return t.cpu().tolist()
     DistributedDL._broadcast, DistributedDL._skinseg_patched = _broadcast, True
 
-# %% ../nbs/03_train.ipynb #0ea2455e
+# %% ../nbs/03_train.ipynb #2e77ba70
 def check_train_options(out, epochs:int, bs:int, size, schedule:str) -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
@@ -239,7 +239,7 @@ def check_train_options(out, epochs:int, bs:int, size, schedule:str) -> tuple:
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     return size * 2 if len(size) == 1 else size
 
-# %% ../nbs/03_train.ipynb #763e2108
+# %% ../nbs/03_train.ipynb #a64a6a72
 def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
           out:str|Path='models/skinseg', # output folder: model, config, log, checkpoint, split
           epochs:int=5, # training epochs
@@ -275,7 +275,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
         start_epoch, best, history = meta['epoch'], meta['best'], meta['history']
         if start_epoch >= epochs: print(f"{out/CHECKPOINT_NAME}: all {epochs} epochs already done"); return None
     size = check_train_options(out, epochs, bs, size, schedule)
-    if bf16 is None: bf16 = default_bf16()
+    if bf16 is None: bf16 = bf16_supported('cuda' if torch.cuda.is_available() else 'cpu')
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = _prepare_split(data_dir, valid_pct, seed, split_csv, limit)
@@ -309,15 +309,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
     if distributed: print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)
     return learn
 
-# %% ../nbs/03_train.ipynb #c9413b09
-def default_bf16() -> bool:
-    "Whether bfloat16 autocast is on by default: on CUDA GPUs with bf16 support, and on CPUs with AVX512-BF16/AMX."
-    if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
-    try: flags = Path('/proc/cpuinfo').read_text()
-    except OSError: return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
-
-# %% ../nbs/03_train.ipynb #df93cbf9
+# %% ../nbs/03_train.ipynb #090f3373
 @call_parse
 def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
                   out:str='models/skinseg', # output folder for model, config.json, log.csv, checkpoint, split.csv

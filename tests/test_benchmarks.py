@@ -58,6 +58,7 @@ def test_predict_bench(tmp_path):
     assert drafts['full_decode']['mean_abs_diff_levels'] == 0 and drafts['full_decode']['decoded_size'] == [600, 450]
     sizes = [v['decoded_size'][0] for v in drafts.values()]
     assert sizes == sorted(sizes, reverse=True)  # a smaller draft request never decodes a larger image
+    assert positive({k: v['ms_per_image'] for k, v in d['array_resize'].items() if k != 'mean_abs_diff_levels'}, ['bilinear', 'bilinear_reducing_gap_2'])
 
 def test_inference_variants_bench(tmp_path):
     d = run_quick('bench_inference_variants', tmp_path)
