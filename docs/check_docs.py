@@ -15,6 +15,7 @@ Without Chromium the browser part is skipped with a message, unless CI=true, whe
 """
 import ast, base64, functools, http.server, json, os, re, shlex, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
+from make_readme import directives  # docs/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_FILE_RE = r'\.(?:ipynb|qmd|html)$'  # the pages `nbdev-docs` lists in the sidebar (nbdev-proc-nbs alone lists every file)
@@ -55,17 +56,6 @@ def expected_sidebar(nbs:Path) -> list:
     pages = sorted(p.name for p in nbs.iterdir() if re.search(NB_FILE_RE, p.name) and p.name[0] not in '_.')
     return sorted(pages, key=lambda n: (not n.startswith('index.'), n))
 
-def _directives(src:str) -> dict:
-    "`#| key: value` directives at the top of a cell's source."
-    res = {}
-    for line in src.splitlines():
-        m = re.match(r'\s*#\|\s*([\w-]+)\s*:?\s*(.*)$', line)
-        if not m:
-            if line.strip(): break
-            continue
-        res[m.group(1)] = m.group(2).strip()
-    return res
-
 def _code_only(src:str) -> str:
     "Cell source without IPython magics and shell escapes, so that `ast` can parse it."
     return '\n'.join('' if re.match(r'\s*[%!]', l) else l for l in src.splitlines())
@@ -78,12 +68,12 @@ def executed_at_docs_time(nb_path:Path) -> list:
     nb, res = json.loads(nb_path.read_text()), []
     codes = [''.join(c.get('source', '')) for c in nb['cells'] if c['cell_type'] == 'code']
     documented = lambda d: {'export', 'exports', 'exec_doc'} & d.keys() and 'hide' not in d and d.get('include') != 'false'
-    if not any(documented(_directives(c)) or re.search(r'^show_doc\(', c, re.M) for c in codes):
+    if not any(documented(directives(c)) or re.search(r'^show_doc\(', c, re.M) for c in codes):
         return []  # no API docs on this page, so nbdev executes nothing in it
     for i, cell in enumerate(nb['cells']):
         src = ''.join(cell.get('source', ''))
         if cell['cell_type'] != 'code': continue
-        d = _directives(src)
+        d = directives(src)
         if d.get('eval', '').lower() == 'false' or {'export', 'exports', 'exporti', 'exec_doc'} & d.keys(): continue
         try: tree = ast.parse(_code_only(src))
         except SyntaxError: continue
@@ -176,7 +166,7 @@ def _quartoish(nb, pages:dict={}):
             src = re.sub(r'^:::.*$', '', c.source, flags=re.M)
             c.source = _link_pages(re.sub(r'(\]\([^)]*\))\{[^}]*\}', r'\1', src), pages)
         elif c.cell_type == 'code':
-            d = _directives(c.source)
+            d = directives(c.source)
             if d.get('include') == 'false': continue
             c.source = '\n'.join(l for l in c.source.splitlines() if not re.match(r'\s*#\|', l))
             if d.get('output') == 'false': c.outputs = []

@@ -14,7 +14,7 @@ from .core import *
 from .core import keep_largest_lesion, iter_predict, get_model, lesion_prob, _load_resized, _to_batch, _full_size
 import time
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
@@ -154,11 +154,12 @@ def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFra
 def _probs_with_and_without_tta(net, cfg, images, bs):
     "Yield `(original (h, w), lesion probability without TTA, with TTA)` per image: three forward passes, not four."
     size = tuple(cfg['input_size'])
+    bf16 = isinstance(net, torch.nn.Module) and bf16_supported()  # as `predict` does on this CPU
     for b0 in range(0, len(images), bs):
         loaded = [_load_resized(o, size) for o in images[b0:b0 + bs]]
         x = _to_batch([a for a, _ in loaded], cfg['mean'], cfg['std'])
-        p = lesion_prob(net, x)
-        p_tta = (p + lesion_prob(net, x.flip(3)).flip(2) + lesion_prob(net, x.flip(2)).flip(1)) / 3  # as `lesion_prob(tta=True)`
+        p = lesion_prob(net, x, bf16=bf16)
+        p_tta = (p + lesion_prob(net, x.flip(3), bf16=bf16).flip(2) + lesion_prob(net, x.flip(2), bf16=bf16).flip(1)) / 3  # as `lesion_prob(tta=True)`
         for (_, hw), a, b in zip(loaded, p, p_tta): yield hw, a, b
 
 def inference_scores(model, # model folder or `(model, config)` pair
