@@ -12,7 +12,9 @@ from _common import *
 import time, numpy as np, torch
 from PIL import Image
 import skinseg.core as core
-from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, as_rgb_array, lesion_prob
+from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, as_rgb_array, lesion_prob, bf16_supported
+
+BF16 = bf16_supported()  # predict's default: bfloat16 autocast where the CPU runs it natively; both sides use the same
 
 REAL_MODEL = REPO/'models'/'ham10000_96x128'
 
@@ -61,7 +63,7 @@ def stage_times(paths, model_cfg, bs):
     for i in range(0, len(paths), bs):
         t0 = time.perf_counter(); loaded = [_load_resized(p, size) for p in paths[i:i+bs]]
         t1 = time.perf_counter(); x = _normalise([a for a, _ in loaded], cfg)
-        t2 = time.perf_counter(); probs = lesion_prob(net, x)
+        t2 = time.perf_counter(); probs = lesion_prob(net, x, bf16=BF16)
         t3 = time.perf_counter(); [_full_size(p, hw, cfg['threshold']) for p, (_, hw) in zip(probs, loaded)]
         t4 = time.perf_counter()
         for k, a, b in zip(t, [t0, t1, t2, t3], [t1, t2, t3, t4]): t[k] += b - a
@@ -90,7 +92,7 @@ def draft_study(files, model_cfg, repeats):
                    mean_abs_diff_levels=round(float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for (a, _), b in zip(xs, ref)])), 3))
         if all(m.is_file() for m in masks.values()):
             from skinseg.core import read_mask, binarize_mask
-            probs = lesion_prob(net, _normalise([a for a, _ in xs], cfg))
+            probs = lesion_prob(net, _normalise([a for a, _ in xs], cfg), bf16=BF16)
             dices = []
             for f, p in zip(files, probs):
                 gt = binarize_mask(read_mask(masks[f])); pm = _full_size(p, gt.shape, cfg['threshold']) > 0
@@ -132,8 +134,8 @@ def main(args=None):
     layout = 'channels_last' if xs[0].is_contiguous(memory_format=torch.channels_last) and not xs[0].is_contiguous() else 'nchw'
     xs_nchw = [x.contiguous() for x in xs]
     def forward(batches):
-        for x in batches: lesion_prob(net, x, args.tta)
-    run = lambda items: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False)
+        for x in batches: lesion_prob(net, x, args.tta, BF16)
+    run = lambda items: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False, bf16=BF16)
     fns = dict(forward=lambda: forward(xs), forward_nchw=lambda: forward(xs_nchw),
                predict_arrays=lambda: run(arrays), predict_files=lambda: run(paths))
     t = interleaved(fns, repeats=args.repeats, warmup=1)
@@ -155,15 +157,15 @@ def main(args=None):
           f"{resizes['bilinear_reducing_gap_2']['ms_per_image']:.3f} with reducing_gap=2.0 (mean |diff| {resizes['mean_abs_diff_levels']:.2f} levels)")
     lat = {}
     for name, item in (('file', paths[0]), ('array', arrays[0])):
-        predict(item, model_cfg)
+        predict(item, model_cfg, bf16=BF16)
         ts = []
         for _ in range(args.latency_n):
-            t0 = time.perf_counter(); predict(item, model_cfg, tta=args.tta, postprocess=False); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); predict(item, model_cfg, tta=args.tta, postprocess=False, bf16=BF16); ts.append(time.perf_counter() - t0)
         lat[name] = dict(p50_ms=round(1000 * float(np.percentile(ts, 50)), 2), p95_ms=round(1000 * float(np.percentile(ts, 95)), 2), n=len(ts))
         print(f"single-image latency from {name} (600x450): p50 {lat[name]['p50_ms']:.1f} ms, p95 {lat[name]['p95_ms']:.1f} ms")
     return finish(args, 'predict', dict(
         images=img_source, model=model_source, input_size=list(size), image_size=list(arrays[0].shape[:2]), n_images=args.n,
-        bs=args.bs, tta=args.tta, forward_input_layout=layout,
+        bs=args.bs, tta=args.tta, bf16=BF16, forward_input_layout=layout,
         images_per_s={k: round(v, 2) for k, v in ips.items()}, ratio_to_forward={k: round(v, 4) for k, v in ratio.items()},
         images_per_s_best={k: round(v, 2) for k, v in best.items()}, ratio_to_forward_best={k: round(v, 4) for k, v in ratio_best.items()},
         goal_ratio=0.90, stage_ms_per_image={k: round(v, 3) for k, v in stages_ms.items()},
