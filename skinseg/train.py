@@ -9,7 +9,7 @@ __all__ = ['CHECKPOINT_NAME', 'SCHEDULES', 'CEDiceLoss', 'BF16Autocast', 'Channe
            'read_checkpoint', 'load_checkpoint', 'TrainTracker', 'ResumableCSVLogger', 'model_for_training',
            'seg_learner', 'check_train_options', 'train', 'skinseg_train']
 
-# %% ../nbs/03_train.ipynb #b7985e42
+# %% ../nbs/03_train.ipynb #5b726023
 from .core import *
 from .core import ensure_torchvision, CONFIG_NAME, WEIGHTS_NAME
 from .metrics import seg_metrics
@@ -22,7 +22,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/03_train.ipynb #10e91d8c
+# %% ../nbs/03_train.ipynb #c9e3e565
 ensure_torchvision()
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.core import Callback
@@ -33,7 +33,7 @@ from fastai.torch_core import set_seed, rank_distrib, num_distrib
 import fastai.distributed  # patches distrib_ctx onto Learner
 from .data import find_pairs, split_pairs, seg_dataloaders, read_split
 
-# %% ../nbs/03_train.ipynb #df7d15de
+# %% ../nbs/03_train.ipynb #3e7a868d
 class CEDiceLoss(nn.Module):
     "Cross-entropy plus the soft Dice loss of the lesion class (per image, averaged), for 2-channel logits."
     def __init__(self, dice_weight:float=1., smooth:float=1.):
@@ -47,7 +47,7 @@ class CEDiceLoss(nn.Module):
     def activation(self, x): return x.softmax(1)
     def decodes(self, x): return x.argmax(1)
 
-# %% ../nbs/03_train.ipynb #4f0cd493
+# %% ../nbs/03_train.ipynb #0e049390
 class BF16Autocast(Callback):
     "Run the model's forward pass in bfloat16 autocast (CPU or CUDA); everything else stays float32."
     order = 10
@@ -68,7 +68,7 @@ class ChannelsLast(Callback):
     def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
     def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
 
-# %% ../nbs/03_train.ipynb #6eea4371
+# %% ../nbs/03_train.ipynb #20d75979
 CHECKPOINT_NAME = 'checkpoint.safetensors'
 
 def _unwrap(model): return getattr(model, 'module', model)
@@ -99,7 +99,7 @@ def save_checkpoint(learn, path, **meta) -> Path:
     tensors, meta = checkpoint_state(learn, **meta)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={'skinseg_checkpoint': json.dumps(meta)}))
 
-# %% ../nbs/03_train.ipynb #6554ed31
+# %% ../nbs/03_train.ipynb #80df914e
 def read_checkpoint(path) -> tuple:
     "`(tensors, meta)` from a checkpoint file, or a `SkinsegError` naming it."
     from safetensors import safe_open
@@ -128,7 +128,7 @@ def load_checkpoint(learn, path) -> dict:
     v, st, g = meta['rng_python']; random.setstate((v, tuple(st), g))
     return meta
 
-# %% ../nbs/03_train.ipynb #08558f87
+# %% ../nbs/03_train.ipynb #3b983126
 class TrainTracker(Callback):
     "After each epoch: keep the best model (by per-image validation IoU), write the checkpoint, time the epoch."
     order = 70
@@ -156,7 +156,7 @@ class TrainTracker(Callback):
             save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
                             best=self.best, history=self.history, config=self.config)
 
-# %% ../nbs/03_train.ipynb #e900a606
+# %% ../nbs/03_train.ipynb #8e6b0108
 class ResumableCSVLogger(CSVLogger):
     "fastai's `CSVLogger`, appending without a second header and skipping epochs replayed on resume."
     def __init__(self, fname, start_epoch:int=0):
@@ -174,7 +174,7 @@ class ResumableCSVLogger(CSVLogger):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
         super()._write_line(log)
 
-# %% ../nbs/03_train.ipynb #8b1d39ae
+# %% ../nbs/03_train.ipynb #8a0cd2a1
 def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256), encoder='resnet34') -> tuple:
     "`(model, how the encoder was initialised)`, falling back to random init with a warning when the download fails."
     build = partial(build_model, arch, encoder, size=size)
@@ -199,7 +199,7 @@ def seg_learner(dls, # fastai DataLoaders from `skinseg.data.seg_dataloaders`
     return Learner(dls, model, loss_func=CEDiceLoss(), opt_func=partial(Adam, decouple_wd=True), lr=lr, wd=wd,
                    metrics=seg_metrics(), cbs=cbs, path=path)
 
-# %% ../nbs/03_train.ipynb #bd9885ba
+# %% ../nbs/03_train.ipynb #734c4e75
 def _read_split(df, split_csv):
     "Add `is_valid` from a split CSV with columns `image_id` and `is_valid`."
     df = df.merge(read_split(split_csv), on='image_id', how='inner')
@@ -213,7 +213,7 @@ def _prepare_split(data_dir, valid_pct, seed, split_csv, limit):
     if not df.is_valid.any() or df.is_valid.all(): raise file_error(data_dir, "the split needs both training and validation images")
     return df
 
-# %% ../nbs/03_train.ipynb #a5c87a95
+# %% ../nbs/03_train.ipynb #c60dcd5c
 SCHEDULES = ('one_cycle', 'flat_cos')
 
 def _patch_cpu_broadcast():
@@ -226,7 +226,7 @@ def _patch_cpu_broadcast():
         return t.cpu().tolist()
     DistributedDL._broadcast, DistributedDL._skinseg_patched = _broadcast, True
 
-# %% ../nbs/03_train.ipynb #2e77ba70
+# %% ../nbs/03_train.ipynb #a1f2a477
 def check_train_options(out, epochs:int, bs:int, size, schedule:str) -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
@@ -239,7 +239,7 @@ def check_train_options(out, epochs:int, bs:int, size, schedule:str) -> tuple:
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     return size * 2 if len(size) == 1 else size
 
-# %% ../nbs/03_train.ipynb #a64a6a72
+# %% ../nbs/03_train.ipynb #2b73f46d
 def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
           out:str|Path='models/skinseg', # output folder: model, config, log, checkpoint, split
           epochs:int=5, # training epochs
@@ -306,10 +306,13 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
         on_gpu = torch.cuda.is_available()
         with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu): fit(cbs=cbs)  # Accelerate: NCCL on GPUs, gloo on CPUs
     else: fit(cbs=cbs)
-    if distributed: print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)
+    if distributed:
+        print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)
+        if torch.distributed.is_initialized():  # gloo's threads abort the process at exit if the group is left open
+            torch.distributed.barrier(); torch.distributed.destroy_process_group()
     return learn
 
-# %% ../nbs/03_train.ipynb #090f3373
+# %% ../nbs/03_train.ipynb #7055d3ca
 @call_parse
 def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
                   out:str='models/skinseg', # output folder for model, config.json, log.csv, checkpoint, split.csv
