@@ -12,11 +12,11 @@ __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'W
            'check_device', 'get_model', 'bf16_supported', 'lesion_prob', 'keep_largest_lesion', 'iter_predict',
            'predict', 'find_images', 'mask_filename', 'save_png', 'skinseg_predict']
 
-# %% ../nbs/00_core.ipynb #0392fcd5
+# %% ../nbs/00_core.ipynb #48862b48
 import sys, importlib, warnings
 import torch
 
-# %% ../nbs/00_core.ipynb #05abf044
+# %% ../nbs/00_core.ipynb #d01142cb
 _TORCHVISION_SCHEMAS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
                         "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _torchvision_lib = None  # kept alive: the schemas live as long as this Library object
@@ -32,16 +32,16 @@ def ensure_torchvision():
     for schema in _TORCHVISION_SCHEMAS: _torchvision_lib.define(schema)
     return importlib.import_module('torchvision')
 
-# %% ../nbs/00_core.ipynb #6071cdb4
+# %% ../nbs/00_core.ipynb #b900a417
 ensure_torchvision();
 
-# %% ../nbs/00_core.ipynb #4f752c9e
+# %% ../nbs/00_core.ipynb #c8f30670
 import os, io, json, math
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# %% ../nbs/00_core.ipynb #e4859cb9
+# %% ../nbs/00_core.ipynb #da0ffda6
 class SkinsegError(ValueError):
     "A problem with user input, worded for the user: the message names the file and what is wrong."
 
@@ -49,7 +49,7 @@ def file_error(path, problem:str):
     "A `SkinsegError` whose message is `path: problem`."
     return SkinsegError(f"{path}: {problem}")
 
-# %% ../nbs/00_core.ipynb #71ba6ded
+# %% ../nbs/00_core.ipynb #5e43fa10
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
 
 def _decode(path, draft:tuple|None=None):
@@ -76,7 +76,7 @@ def _open_pil(path):
     "Open and fully decode `path` with PIL, raising `SkinsegError` for missing, empty, foreign or truncated files."
     return _decode(path)[0]
 
-# %% ../nbs/00_core.ipynb #268f7c77
+# %% ../nbs/00_core.ipynb #5593058b
 def _to_uint8(img:Image.Image):
     "Scale 16-bit and float PIL images to 8 bits; leave others alone."
     if img.mode not in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): return img
@@ -88,7 +88,7 @@ def read_image(path) -> np.ndarray:
     "Read an image file as an `HxWx3` uint8 RGB array in display (EXIF) orientation."
     return np.asarray(_to_uint8(_open_pil(path)).convert('RGB'))
 
-# %% ../nbs/00_core.ipynb #a601c6d7
+# %% ../nbs/00_core.ipynb #f5ad1435
 def find_data_dir(name:str='ham10000'):
     "The folder of dataset `name` under `$SKINSEG_DATA` or `../shared/data` upwards, or None."
     roots = [Path(os.environ['SKINSEG_DATA'])] if os.environ.get('SKINSEG_DATA') else []
@@ -96,7 +96,7 @@ def find_data_dir(name:str='ham10000'):
     roots += [p/'shared'/'data' for p in [here, *here.parents]]
     return next((r/name for r in roots if (r/name).is_dir()), None)
 
-# %% ../nbs/00_core.ipynb #20477026
+# %% ../nbs/00_core.ipynb #7dd000f2
 def read_mask(path) -> np.ndarray:
     "Read a mask file as an `HxW` uint8 array of its stored levels."
     img = _to_uint8(_open_pil(path))
@@ -107,12 +107,12 @@ def binarize_mask(mask:np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     return mask > (0 if mask.max(initial=0) <= 1 else 128)
 
-# %% ../nbs/00_core.ipynb #f6eba320
+# %% ../nbs/00_core.ipynb #c33a09f1
 CODES = ['background', 'lesion']
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 ARCHS = ('smp', 'fastai')
 
-# %% ../nbs/00_core.ipynb #a6d251ec
+# %% ../nbs/00_core.ipynb #c2522f85
 def _read_state_dict(path):
     "Tensors of a local weights file (safetensors, or a PyTorch state dict loaded with `weights_only`)."
     path = Path(path)
@@ -128,7 +128,7 @@ def _read_state_dict(path):
         raise file_error(path, "does not hold a state dict of tensors")
     return sd
 
-# %% ../nbs/00_core.ipynb #cd682ed6
+# %% ../nbs/00_core.ipynb #ca1a0c56
 def load_encoder_weights(encoder:torch.nn.Module, path):
     "Load ImageNet ResNet weights (torchvision key names, e.g. `resnet34-b627a593.pth`) from a local file."
     sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith('fc.')}
@@ -139,7 +139,7 @@ def load_encoder_weights(encoder:torch.nn.Module, path):
                                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
     return encoder
 
-# %% ../nbs/00_core.ipynb #8ab0d677
+# %% ../nbs/00_core.ipynb #fe601844
 def _smp_unet(encoder, n_classes, pretrained):
     import segmentation_models_pytorch as smp
     return smp.Unet(encoder, encoder_weights='imagenet' if pretrained else None, classes=n_classes)
@@ -153,7 +153,7 @@ def _fastai_unet(encoder, n_classes, pretrained, size, weights=None):
     body = create_body(net, 3, pretrained or weights is not None, model_meta[arch]['cut'])
     return DynamicUnet(body, n_classes, tuple(size))
 
-# %% ../nbs/00_core.ipynb #37e821fa
+# %% ../nbs/00_core.ipynb #ec164524
 def _check_encoder(arch, encoder):
     "A `SkinsegError` unless `encoder` is a backbone that `arch` can build."
     if arch == 'smp':
@@ -185,7 +185,7 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
     if weights is not None: load_encoder_weights(model.encoder, weights)
     return model
 
-# %% ../nbs/00_core.ipynb #cb70c35c
+# %% ../nbs/00_core.ipynb #f100c30f
 MODEL_FORMAT = 'skinseg-model'
 WEIGHTS_NAME, CONFIG_NAME = 'model.safetensors', 'config.json'
 
@@ -195,7 +195,7 @@ def default_config(**kw) -> dict:
                 input_size=[256, 256], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), threshold=0.5,
                 codes=list(CODES), tta=False, postprocess=False, training={}, scores={}) | kw
 
-# %% ../nbs/00_core.ipynb #74307f4c
+# %% ../nbs/00_core.ipynb #95b31175
 def atomic_write(path, write_fn):
     "Call `write_fn(tmp_path)` and move the result onto `path` only once it is complete."
     path = Path(path)
@@ -209,7 +209,7 @@ def atomic_write(path, write_fn):
         if tmp.exists(): tmp.unlink()
     return path
 
-# %% ../nbs/00_core.ipynb #37d55a75
+# %% ../nbs/00_core.ipynb #a31b79ba
 def save_model(model:torch.nn.Module, # trained network
                model_dir:str|Path, # folder to write `model.safetensors` and `config.json` into
                config:dict, # see `default_config`
@@ -221,7 +221,7 @@ def save_model(model:torch.nn.Module, # trained network
     atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
     return model_dir
 
-# %% ../nbs/00_core.ipynb #3f427ac4
+# %% ../nbs/00_core.ipynb #40c95756
 FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -247,7 +247,7 @@ def _check_config(cfg:dict, path) -> dict:
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
     return cfg
 
-# %% ../nbs/00_core.ipynb #afc05b33
+# %% ../nbs/00_core.ipynb #82e52670
 def parse_model_config(text:str|bytes, # the JSON text of a model config
                        source, # the file it came from, named in errors
                       ) -> dict:
@@ -267,7 +267,7 @@ def read_model_config(model_dir) -> dict:
     if not cfg_path.is_file(): raise file_error(model_dir, f"not a skinseg model: {CONFIG_NAME} is missing")
     return parse_model_config(cfg_path.read_bytes(), cfg_path)
 
-# %% ../nbs/00_core.ipynb #2f477131
+# %% ../nbs/00_core.ipynb #9155e917
 def _one_line(e:Exception, n:int=240) -> str:
     "The first `n` characters of an exception's message, its lines joined."
     return ' '.join(str(e).split())[:n]
@@ -290,7 +290,7 @@ def load_model(model_dir:str|Path, # folder written by `save_model`
         raise file_error(wpath, f"weights do not fit a {cfg['arch']} {cfg['encoder']} U-Net with {cfg['n_classes']} classes: {_one_line(e)}") from None
     return model.to(device, memory_format=torch.channels_last).eval(), cfg  # NHWC: faster convolutions on CPU
 
-# %% ../nbs/00_core.ipynb #7b5d8a2f
+# %% ../nbs/00_core.ipynb #d77531ce
 from dataclasses import dataclass, field
 
 @dataclass
@@ -311,7 +311,7 @@ class LesionMask:
     def __repr__(self):
         return f"LesionMask({self.source!r}, size={self.mask.shape[1]}x{self.mask.shape[0]}, area={self.area_fraction:.1%}, bbox={self.bbox})"
 
-# %% ../nbs/00_core.ipynb #e5b1c4ea
+# %% ../nbs/00_core.ipynb #2ccdfec4
 def as_rgb_array(image, name:str='image') -> np.ndarray:
     "An `HxWx3` uint8 array from a path, PIL image or numpy array (RGB, grayscale or RGBA)."
     if isinstance(image, (str, Path)): return read_image(image)
@@ -324,7 +324,7 @@ def as_rgb_array(image, name:str='image') -> np.ndarray:
         raise SkinsegError(f"{name}: expected an HxW, HxWx3 or HxWx4 image array, got shape {a.shape}")
     return np.ascontiguousarray(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3])
 
-# %% ../nbs/00_core.ipynb #74d0c576
+# %% ../nbs/00_core.ipynb #0c338070
 _MODEL_CACHE, _CACHE_SIZE = {}, 4
 
 def default_model_dir():
@@ -358,7 +358,7 @@ def get_model(model=None, device:str='cpu'):
         _MODEL_CACHE[key] = loaded
     return _MODEL_CACHE[key]
 
-# %% ../nbs/00_core.ipynb #36923cde
+# %% ../nbs/00_core.ipynb #d1efa5ca
 def _load_resized(image, size, name:str='image'):
     "`(image resized to the model's (h, w) as uint8 RGB, original (h, w))` of a path, PIL image or array."
     h, w = size
@@ -376,7 +376,7 @@ def _to_batch(arrays, mean, std) -> torch.Tensor:
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     return x.mul_(1 / (255 * std)).sub_(mean / std)  # (x/255 - mean)/std in two in-place passes
 
-# %% ../nbs/00_core.ipynb #aae661fa
+# %% ../nbs/00_core.ipynb #b0f39be9
 def bf16_supported(device:str='cpu') -> bool:
     "Whether `device` runs bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."
     if str(device).startswith('cuda'): return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -394,7 +394,7 @@ def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch
         if tta: p = (p + fwd(x.flip(3)).flip(2) + fwd(x.flip(2)).flip(1)) / 3
     return p
 
-# %% ../nbs/00_core.ipynb #88dbd857
+# %% ../nbs/00_core.ipynb #f3787912
 import torch.nn.functional as F
 
 _BLOCK_PX = 1 << 22  # output pixels per block of rows
@@ -411,7 +411,7 @@ def _upsample_rows(p:torch.Tensor, hw):
         lam = (src - i0)[:, None]
         yield y0, y0 + len(y), pw[i0] * (1 - lam) + pw[(i0 + 1).clamp_(max=h - 1)] * lam
 
-# %% ../nbs/00_core.ipynb #c28a2aa4
+# %% ../nbs/00_core.ipynb #83c14b8d
 def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
     "The largest connected lesion of a boolean mask, with its holes filled."
     from scipy import ndimage
@@ -423,7 +423,7 @@ def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
     out[box] = ndimage.binary_fill_holes(labels[box] == largest)  # a hole lies inside its lesion's bounding box
     return out
 
-# %% ../nbs/00_core.ipynb #198aae06
+# %% ../nbs/00_core.ipynb #6f6c24ca
 def _full_size(p:torch.Tensor, hw, threshold:float=0.5, postprocess:bool=False, with_prob:bool=False):
     "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`."
     mask = np.empty(hw, np.uint8)
@@ -435,7 +435,7 @@ def _full_size(p:torch.Tensor, hw, threshold:float=0.5, postprocess:bool=False, 
     if postprocess: np.multiply(keep_largest_lesion(mask), 255, out=mask, casting='unsafe')
     return mask, prob
 
-# %% ../nbs/00_core.ipynb #1f5c98b6
+# %% ../nbs/00_core.ipynb #3408dd4d
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, Future
 
@@ -501,7 +501,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
             fut, fpx = done.popleft(); yield fut.result()
     finally: pool.shutdown(wait=True, cancel_futures=True)
 
-# %% ../nbs/00_core.ipynb #c94f8a00
+# %% ../nbs/00_core.ipynb #b7d2a5b4
 def predict(images, # path, PIL image, numpy array, or a list of them
             model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
@@ -516,7 +516,7 @@ def predict(images, # path, PIL image, numpy array, or a list of them
     res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16))
     return res[0] if single else res
 
-# %% ../nbs/00_core.ipynb #3037886f
+# %% ../nbs/00_core.ipynb #62b23ceb
 from typing import Annotated
 from fastcore.script import call_parse, bool_arg
 
@@ -540,7 +540,7 @@ def find_images(paths, # files and/or folders
         else: files.append(p)  # a named file is taken as it is: a missing or broken one is reported as a failure
     return list(dict.fromkeys(files))
 
-# %% ../nbs/00_core.ipynb #e3c26d64
+# %% ../nbs/00_core.ipynb #069ee513
 def mask_filename(image_path) -> str:
     "The ISIC name of an image's mask: `<image_id>_segmentation.png`."
     return f"{Path(image_path).stem}_segmentation.png"
@@ -564,7 +564,7 @@ def save_png(a:np.ndarray, path) -> Path:
         if tmp.exists(): tmp.unlink()
     return path
 
-# %% ../nbs/00_core.ipynb #4ac6cab6
+# %% ../nbs/00_core.ipynb #e430c73c
 @call_parse
 def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`) or an exported .onnx/.pt file
                     images:Annotated[str, "image files and/or folders (a folder's .jpg .jpeg .png .bmp .tif .tiff files)", dict(nargs='+')],
