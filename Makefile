@@ -44,6 +44,7 @@ docs-check: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/bench_predict.py --model random --size 256 256 --out benchmarks/results/predict_256x256.json
 
 clean:
 	rm -rf _docs _proc docs_check .pytest_cache

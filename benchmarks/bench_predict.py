@@ -1,18 +1,21 @@
 """`skinseg.core.predict` end to end on 600x450 dermoscopy images vs the raw model forward on prepared tensors.
 
-`forward` runs `lesion_prob` (model + softmax) alone on the very tensors predict builds (decoded, resized,
-normalised, in the memory layout predict gives them); `forward_nchw` on contiguous NCHW copies, to show the
-layout effect. `predict_files` takes JPEG paths (decode included), `predict_arrays` decoded 600x450 arrays.
-Prints the throughput ratios (goal >= 0.90), single-image latency p50/p95, and a per-stage breakdown of the
-pipeline run stage by stage in one thread (read+resize, normalise, forward, upsample+threshold), so a shortfall
-can be traced to its stage. Variants are interleaved in one process; medians of repeats, warm-up excluded.
+`forward` runs `lesion_prob` (model + softmax) alone, on all of PyTorch's threads, on the very tensors predict
+builds (decoded, resized, normalised, in the memory layout predict gives them); `forward_nchw` on contiguous NCHW
+copies, to show the layout effect. `predict_files` takes JPEG paths (decode included), `predict_arrays` decoded
+600x450 arrays, both with predict's default two batch streams; the `_1stream` variants run one batch at a time.
+Prints the throughput ratios (goal >= 0.90), the ceiling the per-image work outside the model allows, single-image
+latency p50/p95, and a per-stage breakdown of the pipeline run stage by stage in one thread (read+resize,
+normalise, forward, upsample+threshold), so a shortfall can be traced to its stage. Variants are interleaved in
+one process; medians and bests of repeats, warm-up excluded. `--model random --size 256 256` times a random-weight
+U-Net at the recipe's input size instead of the trained model.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import *
 import time, numpy as np, torch
 from PIL import Image
 import skinseg.core as core
-from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, as_rgb_array, lesion_prob, bf16_supported
+from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, lesion_prob, bf16_supported
 
 BF16 = bf16_supported()  # predict's default: bfloat16 autocast where the CPU runs it natively; both sides use the same
 
@@ -31,43 +34,37 @@ def get_images(n:int):
     return [files[i % len(files)] for i in range(n)], source
 
 def get_model(model_dir, size):
-    "`(model, config)` of the trained model if present, else a random-weight smp U-Net at `size` (same speed)."
-    if model_dir and Path(model_dir).is_dir():
+    "`(model, config)` of the trained model if present (and not 'random'), else a random-weight smp U-Net at `size` (same speed)."
+    if model_dir and model_dir != 'random' and Path(model_dir).is_dir():
         m, cfg = load_model(model_dir); return (m, cfg), f'trained model {rel(model_dir)}'
     torch.manual_seed(0)
     return (build_model(pretrained=False).eval(), default_config(input_size=list(size))), \
            f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'
 
-def _load_resized(item, size):
-    "predict's own read+resize step when core has one (`_load_resized`), else read_image + PIL bilinear resize."
-    if hasattr(core, '_load_resized'): return core._load_resized(item, size)
-    a = as_rgb_array(item)
-    return np.asarray(Image.fromarray(a).resize((size[1], size[0]), Image.BILINEAR)), a.shape[:2]
-
 def _normalise(resized, cfg):
-    "The float batch predict feeds the model, from uint8 arrays at the input size (same layout predict makes)."
-    x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float().div_(255)
-    return (x - torch.tensor(cfg['mean']).view(1, 3, 1, 1)) / torch.tensor(cfg['std']).view(1, 3, 1, 1)
+    "The float batch predict feeds the model, from uint8 arrays at the input size."
+    return core._to_batch(resized, cfg['mean'], cfg['std'])
 
-def _full_size(p, hw, thr):
-    "predict's upsample+threshold step when core has one (`_full_size`), else bilinear interpolate + threshold."
-    if hasattr(core, '_full_size'): return core._full_size(p, hw, thr)[0]
-    up = torch.nn.functional.interpolate(p[None, None], size=tuple(hw), mode='bilinear', align_corners=False)[0, 0]
-    return (up > thr).to(torch.uint8).mul_(255).numpy()
+_load_resized, _full_size = core._load_resized, lambda p, hw, thr: core._full_size(p, hw, thr)[0]
 
-def stage_times(paths, model_cfg, bs):
-    "Seconds each stage of `predict` takes on `paths`, run one stage after the other in a single thread."
+def stage_times(items, model_cfg, bs):
+    "Seconds each stage of `predict` takes on `items`, run one stage after the other, all but the forward in one thread."
     net, cfg = model_cfg
     size = tuple(cfg['input_size'])
     t = dict(read_resize=0., normalise=0., forward_softmax=0., upsample_threshold=0.)
-    for i in range(0, len(paths), bs):
-        t0 = time.perf_counter(); loaded = [_load_resized(p, size) for p in paths[i:i+bs]]
+    for i in range(0, len(items), bs):
+        t0 = time.perf_counter(); loaded = [_load_resized(p, size) for p in items[i:i+bs]]
         t1 = time.perf_counter(); x = _normalise([a for a, _ in loaded], cfg)
-        t2 = time.perf_counter(); probs = lesion_prob(net, x, bf16=BF16)
+        t2 = time.perf_counter(); probs = lesion_prob(net, x, bf16=BF16).numpy()
         t3 = time.perf_counter(); [_full_size(p, hw, cfg['threshold']) for p, (_, hw) in zip(probs, loaded)]
         t4 = time.perf_counter()
         for k, a, b in zip(t, [t0, t1, t2, t3], [t1, t2, t3, t4]): t[k] += b - a
     return t
+
+def ceiling(stage_ms:dict, cores:int) -> float:
+    "The best ratio to the forward a pipeline can reach when the single-threaded work outside the model runs on all `cores` beside it."
+    outside = stage_ms['read_resize'] + stage_ms['normalise'] + stage_ms['upsample_threshold']
+    return stage_ms['forward_softmax'] / (stage_ms['forward_softmax'] + outside / cores)
 
 def _draft_resized(path, size, factor):
     "A JPEG decoded at the smallest DCT scale no smaller than `factor` x the input size (None: full), resized to `size`."
@@ -120,7 +117,7 @@ def main(args=None):
     p.add_argument('--repeats', type=int, default=7)
     p.add_argument('--latency-n', type=int, default=40, help='single-image calls for p50/p95')
     p.add_argument('--tta', action='store_true', help='flip test-time augmentation in both predict and forward')
-    p.add_argument('--model', default=str(REAL_MODEL))
+    p.add_argument('--model', default=str(REAL_MODEL), help="trained model folder, or 'random' for a random-weight U-Net at --size")
     args = p.parse_args(args)
     if args.quick: args.n, args.bs, args.repeats, args.latency_n, args.size = 4, 2, 2, 3, [32, 32]
     show_hardware()
@@ -135,20 +132,26 @@ def main(args=None):
     xs_nchw = [x.contiguous() for x in xs]
     def forward(batches):
         for x in batches: lesion_prob(net, x, args.tta, BF16)
-    run = lambda items: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False, bf16=BF16)
+    run = lambda items, streams=None: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False, bf16=BF16, streams=streams)
     fns = dict(forward=lambda: forward(xs), forward_nchw=lambda: forward(xs_nchw),
-               predict_arrays=lambda: run(arrays), predict_files=lambda: run(paths))
+               predict_arrays=lambda: run(arrays), predict_files=lambda: run(paths),
+               predict_arrays_1stream=lambda: run(arrays, 1), predict_files_1stream=lambda: run(paths, 1))
     t = interleaved(fns, repeats=args.repeats, warmup=1)
     ips = {k: args.n / v['median_s'] for k, v in t.items()}
     best = {k: args.n / v['min_s'] for k, v in t.items()}  # the least disturbed repeat: other jobs' bursts of load hit the rest
-    ratio = {k: ips[k] / ips['forward'] for k in ('predict_files', 'predict_arrays', 'forward_nchw')}
+    ratio = {k: ips[k] / ips['forward'] for k in fns if k != 'forward'}
     ratio_best = {k: best[k] / best['forward'] for k in ratio}
     print(f"# forward input as predict makes it: {layout}")
-    for k in fns: print(f"{k:16s} {ips[k]:7.1f} images/s median, {best[k]:7.1f} best  ({args.repeats} repeats of {args.n} images)")
+    for k in fns: print(f"{k:22s} {ips[k]:7.1f} images/s median, {best[k]:7.1f} best  ({args.repeats} repeats of {args.n} images)")
     for k, r in ratio.items(): print(f"ratio {k}/forward = {r:.3f} median, {ratio_best[k]:.3f} best" + ('  (goal >= 0.90)' if k.startswith('predict') else ''))
-    stages = [stage_times(paths, model_cfg, args.bs) for _ in range(2 if args.quick else 3)]
-    stages_ms = {k: 1000 * median([s[k] for s in stages]) / args.n for k in stages[0]}
-    print("per-image stage times, one thread, no overlap (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages_ms.items()))
+    stages_ms, ceilings = {}, {}
+    for source, items in (('files', paths), ('arrays', arrays)):
+        stages = [stage_times(items, model_cfg, args.bs) for _ in range(2 if args.quick else 3)]
+        stages_ms[source] = {k: 1000 * min(s[k] for s in stages) / args.n for k in stages[0]}
+        ceilings[source] = ceiling(stages_ms[source], os.cpu_count())
+        print(f"per-image stage times from {source}, no overlap (ms, best of {len(stages)}): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in stages_ms[source].items())
+              + f"; ceiling of predict_{source}/forward on {os.cpu_count()} cores: {ceilings[source]:.3f}")
     drafts = draft_study(paths, model_cfg, 2 if args.quick else 5)
     print("JPEG decode + resize at draft scales (ms/image, decoded size, mean |diff| from full decode in levels, Dice on the sample's masks):")
     for k, v in drafts.items(): print(f"  {k:15s} {v['ms_per_image']:6.2f} ms  {v['decoded_size']}  diff {v['mean_abs_diff_levels']:.2f}  Dice {v.get('mean_dice_vs_mask')}")
@@ -157,7 +160,7 @@ def main(args=None):
           f"{resizes['bilinear_reducing_gap_2']['ms_per_image']:.3f} with reducing_gap=2.0 (mean |diff| {resizes['mean_abs_diff_levels']:.2f} levels)")
     lat = {}
     for name, item in (('file', paths[0]), ('array', arrays[0])):
-        predict(item, model_cfg, bf16=BF16)
+        predict(item, model_cfg, postprocess=False, bf16=BF16)
         ts = []
         for _ in range(args.latency_n):
             t0 = time.perf_counter(); predict(item, model_cfg, tta=args.tta, postprocess=False, bf16=BF16); ts.append(time.perf_counter() - t0)
@@ -168,7 +171,8 @@ def main(args=None):
         bs=args.bs, tta=args.tta, bf16=BF16, forward_input_layout=layout,
         images_per_s={k: round(v, 2) for k, v in ips.items()}, ratio_to_forward={k: round(v, 4) for k, v in ratio.items()},
         images_per_s_best={k: round(v, 2) for k, v in best.items()}, ratio_to_forward_best={k: round(v, 4) for k, v in ratio_best.items()},
-        goal_ratio=0.90, stage_ms_per_image={k: round(v, 3) for k, v in stages_ms.items()},
+        goal_ratio=0.90, stage_ms_per_image={src: {k: round(v, 3) for k, v in st.items()} for src, st in stages_ms.items()},
+        ceiling_ratio={k: round(v, 4) for k, v in ceilings.items()},
         jpeg_draft=drafts, array_resize=resizes, latency_ms=lat, details=t))
 
 if __name__ == '__main__': main()

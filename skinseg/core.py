@@ -368,7 +368,7 @@ def _load_resized(image, size, name:str='image'):
     else:
         a = as_rgb_array(image, name)
         img, (H, W) = Image.fromarray(a), a.shape[:2]
-    return np.asarray(img.resize((w, h), Image.BILINEAR)), (H, W)
+    return np.asarray(img.resize((w, h), Image.BILINEAR, reducing_gap=2.0)), (H, W)
 
 def _to_batch(arrays, mean, std) -> torch.Tensor:
     "Stack same-size uint8 RGB arrays into a normalised float batch."
@@ -395,21 +395,28 @@ def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch
     return p
 
 # %% ../nbs/00_core.ipynb #f3787912
-import torch.nn.functional as F
-
 _BLOCK_PX = 1 << 22  # output pixels per block of rows
 
-def _upsample_rows(p:torch.Tensor, hw):
+def _bilinear_taps(n_out:int, n_in:int, start:int=0, stop:int|None=None):
+    "Source indices `i0`, `i1` and weights of `i1` for outputs `start:stop` of a 1-D `align_corners=False` resize."
+    x = np.arange(start, n_out if stop is None else stop, dtype=np.float32)
+    src = np.maximum((x + 0.5) * np.float32(n_in / n_out) - 0.5, 0)
+    i0 = np.minimum(src.astype(np.intp), n_in - 1)
+    return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
+
+def _upsample_rows(p:np.ndarray, hw):
     "Yield `(y0, y1, rows)`: the bilinear resize of the `(h, w)` map `p` to `hw`, a block of rows at a time."
     (H, W), (h, w) = hw, p.shape
-    pw = F.interpolate(p[None, None].float(), size=(h, W), mode='bilinear', align_corners=False)[0, 0]
+    x0, x1, wx = _bilinear_taps(W, w)
+    pw = p[:, x0] * (1 - wx) + p[:, x1] * wx
     step = max(1, _BLOCK_PX // W)
     for y0 in range(0, H, step):
-        y = torch.arange(y0, min(y0 + step, H), dtype=torch.float32)
-        src = ((y + 0.5) * (h / H) - 0.5).clamp_(min=0)
-        i0 = src.long().clamp_(max=h - 1)
-        lam = (src - i0)[:, None]
-        yield y0, y0 + len(y), pw[i0] * (1 - lam) + pw[(i0 + 1).clamp_(max=h - 1)] * lam
+        i0, i1, wy = _bilinear_taps(H, h, y0, min(y0 + step, H))
+        top, rows = pw.take(i0, axis=0), pw.take(i1, axis=0)
+        rows -= top
+        rows *= wy[:, None]
+        rows += top
+        yield y0, y0 + len(i0), rows
 
 # %% ../nbs/00_core.ipynb #83c14b8d
 def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
@@ -424,31 +431,39 @@ def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
     return out
 
 # %% ../nbs/00_core.ipynb #6f6c24ca
-def _full_size(p:torch.Tensor, hw, threshold:float=0.5, postprocess:bool=False, with_prob:bool=False):
+def _full_size(p, # small probability map `(h, w)`: array or CPU tensor
+               hw, threshold:float=0.5, postprocess:bool=False, with_prob:bool=False):
     "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`."
     mask = np.empty(hw, np.uint8)
     prob = np.empty(hw, np.float32) if with_prob else None
-    m = torch.from_numpy(mask)
-    for y0, y1, rows in _upsample_rows(p, hw):
-        m[y0:y1] = (rows > threshold).to(torch.uint8).mul_(255)
-        if with_prob: prob[y0:y1] = rows.numpy()
+    for y0, y1, rows in _upsample_rows(np.asarray(p, np.float32), hw):
+        block = mask[y0:y1]
+        np.greater(rows, threshold, out=block.view(np.bool_))
+        block *= 255
+        if with_prob: prob[y0:y1] = rows
     if postprocess: np.multiply(keep_largest_lesion(mask), 255, out=mask, casting='unsafe')
     return mask, prob
 
 # %% ../nbs/00_core.ipynb #3408dd4d
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor, Future
-
-_PENDING_PX = 1 << 26  # full-size pixels being finished at once: bounds memory on very large images
+from concurrent.futures import ThreadPoolExecutor
 
 def _source(o, i:int) -> str: return Path(o).name if isinstance(o, (str, Path)) else f'image {i}'
 
-def _resolved(value):
-    "A future that already holds `value`."
-    f = Future(); f.set_result(value); return f
-
 def _as_error(e:Exception, name:str, doing:str='read') -> SkinsegError:
     return e if isinstance(e, SkinsegError) else file_error(name, f"could not {doing} the image ({type(e).__name__}: {_one_line(e)})")
+
+def _check_count(value, what:str):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise SkinsegError(f"{what} must be a whole number of at least 1, got {value!r}")
+
+def _in_order(pool, fn, jobs, ahead:int):
+    "Yield `(job, fn(job))` in order, with at most `ahead` jobs submitted to `pool` and not yet yielded."
+    running = deque()
+    for job in jobs:
+        running.append((job, pool.submit(fn, job)))
+        if len(running) >= ahead: first, fut = running.popleft(); yield first, fut.result()
+    while running: first, fut = running.popleft(); yield first, fut.result()
 
 def iter_predict(images:list, # paths, PIL images or numpy arrays
                  model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
@@ -458,11 +473,12 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                  postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
                  device:str='cpu', # 'cpu' or 'cuda'
                  skip_errors:bool=False, # yield a `SkinsegError` for an unreadable image instead of raising it
-                 workers:int|None=None, # threads reading and finishing images; default min(4, CPUs)
+                 workers:int|None=None, # threads reading images, shared out among the streams; default one per CPU
                  bf16:bool|None=None, # bfloat16 autocast; None: where the device runs it natively (PyTorch models)
+                 streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
                 ):
-    "Yield one `LesionMask` per image, in order, reading ahead and finishing masks in threads while the model runs."
-    if not isinstance(bs, int) or bs < 1: raise SkinsegError(f"batch size (bs) must be a whole number of at least 1, got {bs}")
+    "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores."
+    _check_count(bs, 'batch size (bs)'); _check_count(streams, 'streams'); _check_count(workers, 'workers')
     items = list(images)
     net, cfg = get_model(model, device)
     if isinstance(net, torch.nn.Module): net.eval()
@@ -481,25 +497,27 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
         except Exception as e:  # e.g. no memory for a mask of an enormous image
             if skip_errors: return _as_error(e, name(i), 'segment')
             raise
-    pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1))
+    batches = [range(b, min(b + bs, len(items))) for b in range(0, len(items), bs)]
+    streams = min(streams or 2, max(1, len(batches)))
+    reads = max(1, (workers or os.cpu_count() or 1) // streams)
+    readers = ThreadPoolExecutor(reads * streams) if reads > 1 else None
+    def run(idx):
+        "`(small probability map, original (h, w))` or the error, for each image of one batch."
+        loaded = list(readers.map(load, idx)) if readers else [load(i) for i in idx]
+        good = [r[0] for r in loaded if not isinstance(r, Exception)]
+        probs = iter(lesion_prob(net, _to_batch(good, cfg['mean'], cfg['std']).to(device), tta, bf16).cpu().numpy() if good else ())
+        return [r if isinstance(r, Exception) else (next(probs), r[1]) for r in loaded]
+    threads, pool = torch.get_num_threads(), None
     try:
-        loads = deque(pool.submit(load, i) for i in range(min(2 * bs, len(items))))
-        nxt, done, pending_px = len(loads), deque(), 0
-        for b0 in range(0, len(items), bs):
-            batch = [loads.popleft().result() for _ in range(min(bs, len(items) - b0))]
-            while nxt < len(items) and len(loads) < 2 * bs: loads.append(pool.submit(load, nxt)); nxt += 1
-            good = [k for k, r in enumerate(batch) if not isinstance(r, Exception)]
-            if good: probs = lesion_prob(net, _to_batch([batch[k][0] for k in good], cfg['mean'], cfg['std']).to(device), tta, bf16).cpu()
-            for k, r in enumerate(batch):
-                px = 0 if isinstance(r, Exception) else r[1][0] * r[1][1]
-                while done and pending_px + px > _PENDING_PX:
-                    fut, fpx = done.popleft(); pending_px -= fpx; yield fut.result()
-                done.append((pool.submit(finish, probs[good.index(k)], r[1], b0 + k) if px else _resolved(r), px)); pending_px += px
-            while len(done) > len(batch):  # the previous batch's masks were finished while this batch ran
-                fut, fpx = done.popleft(); pending_px -= fpx; yield fut.result()
-        while done:
-            fut, fpx = done.popleft(); yield fut.result()
-    finally: pool.shutdown(wait=True, cancel_futures=True)
+        if streams == 1: done = ((idx, run(idx)) for idx in batches)
+        else:
+            pool = ThreadPoolExecutor(streams, initializer=torch.set_num_threads, initargs=(max(1, threads // streams),))
+            done = _in_order(pool, run, batches, ahead=2 * streams)
+        for idx, results in done:
+            for i, r in zip(idx, results): yield r if isinstance(r, Exception) else finish(*r, i)
+    finally:
+        if pool: pool.shutdown(wait=True, cancel_futures=True); torch.set_num_threads(threads)
+        if readers: readers.shutdown(wait=True, cancel_futures=True)
 
 # %% ../nbs/00_core.ipynb #b7d2a5b4
 def predict(images, # path, PIL image, numpy array, or a list of them
@@ -510,10 +528,11 @@ def predict(images, # path, PIL image, numpy array, or a list of them
             postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
             device:str='cpu', # 'cpu' or 'cuda'
             bf16:bool|None=None, # bfloat16 autocast; None: where the device runs it natively
+            streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
            ):
     "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list."
     single = not isinstance(images, (list, tuple))
-    res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16))
+    res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16, streams=streams))
     return res[0] if single else res
 
 # %% ../nbs/00_core.ipynb #62b23ceb

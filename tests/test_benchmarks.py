@@ -49,8 +49,10 @@ def test_prepare_matches_predict_input():
 def test_predict_bench(tmp_path):
     d = run_quick('bench_predict', tmp_path)
     assert positive(d['images_per_s'], ['forward', 'forward_nchw', 'predict_arrays', 'predict_files'])
-    assert set(d['ratio_to_forward']) == {'predict_files', 'predict_arrays', 'forward_nchw'}
-    assert set(d['stage_ms_per_image']) == {'read_resize', 'normalise', 'forward_softmax', 'upsample_threshold'}
+    assert set(d['ratio_to_forward']) == {'predict_files', 'predict_arrays', 'forward_nchw', 'predict_files_1stream', 'predict_arrays_1stream'}
+    for source in ('files', 'arrays'):
+        assert set(d['stage_ms_per_image'][source]) == {'read_resize', 'normalise', 'forward_softmax', 'upsample_threshold'}
+        assert 0 < d['ceiling_ratio'][source] < 1
     assert d['image_size'] == [450, 600] and d['goal_ratio'] == 0.90
     for lat in d['latency_ms'].values(): assert 0 < lat['p50_ms'] <= lat['p95_ms']
     drafts = d['jpeg_draft']
@@ -95,3 +97,8 @@ def test_gpu_recipe_quick_on_cpu(tmp_path):
     assert [r['bs'] for r in d['runs']] == [4, 8] and d['device'] == 'cpu'
     for r in d['runs']:
         assert len(r['epochs']) == d['epochs'] and 0 <= r['final_valid_iou'] <= 1 and r['median_train_images_per_s'] > 0
+
+def test_torch_in_threads_bench(tmp_path):
+    d = run_quick('bench_torch_in_threads', tmp_path)
+    assert set(d['forward_ms_per_image_best']) == {'clean', 'helper_alive', 'after_shutdown'}
+    assert positive(d['forward_ms_per_image_best'], ['clean', 'helper_alive', 'after_shutdown']) and d['slowdown_helper_alive'] > 0

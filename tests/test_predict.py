@@ -56,6 +56,28 @@ def test_batching_and_order_do_not_change_masks():
     batched = predict(imgs, ORACLE, bs=3)
     for img, b in zip(imgs, batched): np.testing.assert_array_equal(predict(img, ORACLE).mask, b.mask)
 
+def test_streams_give_the_same_results_in_the_same_order(tmp_path):
+    "One, two or three batches at a time, a bad file among the images: the same masks and errors, in order."
+    items = [drawn_lesions(90 + 10 * i, 120, [(0.05 * i, 0.2, 0.5 + 0.05 * i, 0.8)])[0] for i in range(9)]
+    (tmp_path/'bad.jpg').write_text('no'); items.insert(4, tmp_path/'bad.jpg')
+    runs = [list(iter_predict(items, ORACLE, bs=2, skip_errors=True, streams=s)) for s in (1, 2, 3)]
+    for res in runs[1:]:
+        assert [type(r).__name__ for r in res] == [type(r).__name__ for r in runs[0]]
+        for a, b in zip(runs[0], res):
+            if isinstance(a, SkinsegError): assert str(a) == str(b) and 'bad.jpg' in str(a)
+            else: np.testing.assert_array_equal(a.mask, b.mask)
+    assert len({r.mask.shape for r in runs[0] if not isinstance(r, SkinsegError)}) == 9
+
+def test_streams_give_pytorch_its_threads_back(tmp_path):
+    "After a run, one abandoned half-way, or one stopped by a bad file, PyTorch has as many threads as before."
+    before = torch.get_num_threads()
+    imgs = [drawn_lesions(60, 80, [(0.2, 0.2, 0.6, 0.7)])[0]] * 6
+    predict(imgs, ORACLE, bs=1, streams=2)
+    gen = iter_predict(imgs, ORACLE, bs=1, streams=3); next(gen); gen.close()
+    (tmp_path/'bad.jpg').write_text('no')
+    with pytest.raises(SkinsegError, match='bad.jpg'): predict(imgs + [tmp_path/'bad.jpg'] + imgs, ORACLE, bs=2, streams=2)
+    assert torch.get_num_threads() == before
+
 def test_postprocess_keeps_largest_lesion_and_fills_holes():
     img, _ = drawn_lesions(150, 200, [(0.1, 0.1, 0.6, 0.8), (0.75, 0.1, 0.9, 0.3)])
     img = img.copy(); img[60:70, 60:70] = (220, 170, 150)  # a skin-coloured hole inside the big lesion
