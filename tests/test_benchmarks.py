@@ -102,3 +102,10 @@ def test_torch_in_threads_bench(tmp_path):
     d = run_quick('bench_torch_in_threads', tmp_path)
     assert set(d['forward_ms_per_image_best']) == {'clean', 'helper_alive', 'after_shutdown'}
     assert positive(d['forward_ms_per_image_best'], ['clean', 'helper_alive', 'after_shutdown']) and d['slowdown_helper_alive'] > 0
+
+def test_bf16_training_bench(tmp_path):
+    d = run_quick('bench_bf16_training', tmp_path)
+    assert set(d['runs']) == {'fp32', 'bf16'} and all(len(v) == len(d['seeds']) for v in d['runs'].values())
+    for runs in d['runs'].values():
+        for r in runs.values(): assert r['img_per_s'] > 0 and 0 <= r['dice'] <= 1 and 0 <= r['iou'] <= r['dice'] + 1e-9
+    assert d['speedup'] > 0 and set(d['dice_spread_between_seeds']) == {'fp32', 'bf16'}
