@@ -1,7 +1,8 @@
 """`skinseg.core.predict` end to end on 600x450 dermoscopy images vs the raw model forward on prepared tensors.
 
-`forward` runs `lesion_prob` (model + softmax) alone, on all of PyTorch's threads, on the very tensors predict
-builds (decoded, resized, normalised, in the memory layout predict gives them); `forward_nchw` on contiguous NCHW
+`forward` runs `lesion_prob` (model + softmax) alone, on all of PyTorch's threads, with the model exactly as predict
+runs a model folder (where bf16 is native: the bfloat16 copy with the BatchNorms folded in), on the very tensors
+predict builds (decoded, resized, normalised, in the memory layout predict gives them); `forward_nchw` on contiguous NCHW
 copies, to show the layout effect. `predict_files` takes JPEG paths (decode included), `predict_arrays` decoded
 600x450 arrays, both with predict's default two batch streams; the `_1stream` variants run one batch at a time.
 Prints the throughput ratios (goal >= 0.90), the ceiling the per-image work outside the model allows, single-image
@@ -15,7 +16,7 @@ from _common import *
 import time, numpy as np, torch
 from PIL import Image
 import skinseg.core as core
-from skinseg.core import find_data_dir, build_model, default_config, load_model, predict, read_image, lesion_prob, bf16_supported
+from skinseg.core import find_data_dir, build_model, default_config, save_model, predict, read_image, lesion_prob, bf16_supported
 
 BF16 = bf16_supported()  # predict's default: bfloat16 autocast where the CPU runs it natively; both sides use the same
 
@@ -33,13 +34,17 @@ def get_images(n:int):
         files, source = sorted(tmp.glob('*.jpg')), 'SYNTHETIC 600x450 noise JPEGs (real sample not found)'
     return [files[i % len(files)] for i in range(n)], source
 
-def get_model(model_dir, size):
-    "`(model, config)` of the trained model if present (and not 'random'), else a random-weight smp U-Net at `size` (same speed)."
-    if model_dir and model_dir != 'random' and Path(model_dir).is_dir():
-        m, cfg = load_model(model_dir); return (m, cfg), f'trained model {rel(model_dir)}'
+def model_folder(model_dir, size):
+    "The trained model's folder if present (and not 'random'), else a random-weight smp U-Net at `size` saved to a temp folder (same speed)."
+    if model_dir and model_dir != 'random' and Path(model_dir).is_dir(): return model_dir, f'trained model {rel(model_dir)}'
     torch.manual_seed(0)
-    return (build_model(pretrained=False).eval(), default_config(input_size=list(size))), \
-           f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'
+    folder = save_model(build_model(pretrained=False), Path(tempfile.mkdtemp())/'random_unet', default_config(input_size=list(size)))
+    return folder, f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'
+
+def model_predict_runs(folder):
+    "`(model, config)` exactly as predict runs a model folder: the bf16 copy with BatchNorms folded in where bf16 is native."
+    net, cfg = core.get_model(folder)
+    return (core._bf16_copy(net.eval(), cfg['input_size'], 'cpu') if BF16 else net.eval()), cfg
 
 def _normalise(resized, cfg):
     "The float batch predict feeds the model, from uint8 arrays at the input size."
@@ -122,8 +127,8 @@ def main(args=None):
     if args.quick: args.n, args.bs, args.repeats, args.latency_n, args.size = 4, 2, 2, 3, [32, 32]
     show_hardware()
     paths, img_source = get_images(args.n)
-    model_cfg, model_source = get_model(None if args.quick else args.model, args.size)
-    net, cfg = model_cfg
+    folder, model_source = model_folder(None if args.quick else args.model, args.size)
+    model_cfg = net, cfg = model_predict_runs(folder)
     size = tuple(cfg['input_size'])
     arrays = [read_image(f) for f in paths]
     print(f"# images: {img_source}; model: {model_source}; {args.n} images, bs {args.bs}, tta {args.tta}")
@@ -132,7 +137,7 @@ def main(args=None):
     xs_nchw = [x.contiguous() for x in xs]
     def forward(batches):
         for x in batches: lesion_prob(net, x, args.tta, BF16)
-    run = lambda items, streams=None: predict(items, model_cfg, bs=args.bs, tta=args.tta, postprocess=False, bf16=BF16, streams=streams)
+    run = lambda items, streams=None: predict(items, folder, bs=args.bs, tta=args.tta, postprocess=False, bf16=BF16, streams=streams)
     fns = dict(forward=lambda: forward(xs), forward_nchw=lambda: forward(xs_nchw),
                predict_arrays=lambda: run(arrays), predict_files=lambda: run(paths),
                predict_arrays_1stream=lambda: run(arrays, 1), predict_files_1stream=lambda: run(paths, 1))
@@ -160,10 +165,10 @@ def main(args=None):
           f"{resizes['bilinear_reducing_gap_2']['ms_per_image']:.3f} with reducing_gap=2.0 (mean |diff| {resizes['mean_abs_diff_levels']:.2f} levels)")
     lat = {}
     for name, item in (('file', paths[0]), ('array', arrays[0])):
-        predict(item, model_cfg, postprocess=False, bf16=BF16)
+        predict(item, folder, postprocess=False, bf16=BF16)
         ts = []
         for _ in range(args.latency_n):
-            t0 = time.perf_counter(); predict(item, model_cfg, tta=args.tta, postprocess=False, bf16=BF16); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter(); predict(item, folder, tta=args.tta, postprocess=False, bf16=BF16); ts.append(time.perf_counter() - t0)
         lat[name] = dict(p50_ms=round(1000 * float(np.percentile(ts, 50)), 2), p95_ms=round(1000 * float(np.percentile(ts, 95)), 2), n=len(ts))
         print(f"single-image latency from {name} (600x450): p50 {lat[name]['p50_ms']:.1f} ms, p95 {lat[name]['p95_ms']:.1f} ms")
     return finish(args, 'predict', dict(

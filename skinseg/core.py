@@ -9,8 +9,8 @@ __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'W
            'IMAGE_EXTS', 'ensure_torchvision', 'SkinsegError', 'file_error', 'read_image', 'find_data_dir', 'read_mask',
            'binarize_mask', 'load_encoder_weights', 'build_model', 'default_config', 'atomic_write', 'save_model',
            'parse_model_config', 'read_model_config', 'load_model', 'LesionMask', 'as_rgb_array', 'default_model_dir',
-           'check_device', 'get_model', 'bf16_supported', 'lesion_prob', 'keep_largest_lesion', 'iter_predict',
-           'predict', 'find_images', 'mask_filename', 'save_png', 'skinseg_predict']
+           'check_device', 'get_model', 'bf16_supported', 'lesion_prob', 'bf16_inference_model', 'keep_largest_lesion',
+           'iter_predict', 'predict', 'find_images', 'mask_filename', 'save_png', 'skinseg_predict']
 
 # %% ../nbs/00_core.ipynb #48862b48
 import sys, importlib, warnings
@@ -384,15 +384,52 @@ def bf16_supported(device:str='cpu') -> bool:
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
+def _weights_dtype(model):
+    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    return None if p is None else p.dtype
+
 def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch.Tensor:
     "Lesion probability `(B, h, w)` for a normalised batch, averaged over flips when `tta`, in bfloat16 when `bf16`."
+    bf16_weights = _weights_dtype(model) == torch.bfloat16  # from `bf16_inference_model`: no autocast needed
     def fwd(x):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16): out = model(x).float()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16 and not bf16_weights):
+            out = model(x.to(torch.bfloat16) if bf16_weights else x).float()
         return out.softmax(1)[:, 1] if out.shape[1] > 1 else out[:, 0].sigmoid()
     with torch.inference_mode():
         p = fwd(x)
         if tta: p = (p + fwd(x.flip(3)).flip(2) + fwd(x.flip(2)).flip(1)) / 3
     return p
+
+# %% ../nbs/00_core.ipynb #5d9c3f18
+import copy, weakref
+
+def bf16_inference_model(model:torch.nn.Module, # a PyTorch model
+                         x:torch.Tensor, # an example input batch, on the model's device
+                         tol:float=1e-3, # largest difference in output allowed between the folded and the original model
+                        ) -> torch.nn.Module|None:
+    "A copy of `model` for bfloat16 inference (BatchNorms folded into convolutions, channels-last), or None if folding changes its output."
+    from torch.fx.experimental.optimization import fuse
+    model = model.eval()
+    try: folded = fuse(model)
+    except Exception: return None  # not traceable by torch.fx
+    with torch.inference_mode():
+        if not torch.allclose(folded(x), model(x), atol=tol, rtol=tol): return None
+    return folded.to(torch.bfloat16).to(memory_format=torch.channels_last)
+
+_BF16_COPIES = weakref.WeakKeyDictionary()  # a model predict loaded -> its bf16 inference copy (None: not foldable)
+
+def _bf16_copy(net:torch.nn.Module, size, device:str):
+    "The cached `bf16_inference_model` of `net`, or `net` itself when it cannot be folded."
+    if net not in _BF16_COPIES: _BF16_COPIES[net] = bf16_inference_model(net, torch.randn(1, 3, *size, device=device))
+    return _BF16_COPIES[net] or net
+
+def _inference_model(model, device:str='cpu', bf16:bool|None=None):
+    "`(network, config, bf16)` as predict runs `model`: in eval mode, and folded to bf16 if predict loaded it itself."
+    net, cfg = get_model(model, device)
+    if isinstance(net, torch.nn.Module): net.eval()
+    bf16 = isinstance(net, torch.nn.Module) and (bf16_supported(device) if bf16 is None else bf16)
+    if bf16 and not isinstance(model, tuple): net = _bf16_copy(net, cfg['input_size'], device)
+    return net, cfg, bf16
 
 # %% ../nbs/00_core.ipynb #f3787912
 _BLOCK_PX = 1 << 22  # output pixels per block of rows
@@ -474,15 +511,13 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                  device:str='cpu', # 'cpu' or 'cuda'
                  skip_errors:bool=False, # yield a `SkinsegError` for an unreadable image instead of raising it
                  workers:int|None=None, # threads reading images, shared out among the streams; default one per CPU
-                 bf16:bool|None=None, # bfloat16 autocast; None: where the device runs it natively (PyTorch models)
+                 bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models)
                  streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
                 ):
     "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores."
     _check_count(bs, 'batch size (bs)'); _check_count(streams, 'streams'); _check_count(workers, 'workers')
     items = list(images)
-    net, cfg = get_model(model, device)
-    if isinstance(net, torch.nn.Module): net.eval()
-    bf16 = isinstance(net, torch.nn.Module) and (bf16_supported(device) if bf16 is None else bf16)
+    net, cfg, bf16 = _inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
     postprocess = cfg['postprocess'] if postprocess is None else postprocess
     size, thr = tuple(cfg['input_size']), cfg['threshold']
@@ -527,7 +562,7 @@ def predict(images, # path, PIL image, numpy array, or a list of them
             tta:bool|None=None, # average over flips; None: the model config's choice
             postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
             device:str='cpu', # 'cpu' or 'cuda'
-            bf16:bool|None=None, # bfloat16 autocast; None: where the device runs it natively
+            bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively
             streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
            ):
     "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list."

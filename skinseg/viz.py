@@ -11,7 +11,7 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
 
 # %% ../nbs/05_viz.ipynb #16bca400
 from .core import *
-from .core import keep_largest_lesion, iter_predict, get_model, lesion_prob, _load_resized, _to_batch, _full_size
+from .core import keep_largest_lesion, iter_predict, lesion_prob, _load_resized, _to_batch, _full_size, _inference_model
 import time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -151,10 +151,9 @@ def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFra
     return fig
 
 # %% ../nbs/05_viz.ipynb #1d07ff12
-def _probs_with_and_without_tta(net, cfg, images, bs):
+def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
     "Yield `(original (h, w), lesion probability without TTA, with TTA)` per image: three forward passes, not four."
     size = tuple(cfg['input_size'])
-    bf16 = isinstance(net, torch.nn.Module) and bf16_supported()  # as `predict` does on this CPU
     for b0 in range(0, len(images), bs):
         loaded = [_load_resized(o, size) for o in images[b0:b0 + bs]]
         x = _to_batch([a for a, _ in loaded], cfg['mean'], cfg['std'])
@@ -169,9 +168,9 @@ def inference_scores(model, # model folder or `(model, config)` pair
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them."
-    net, cfg = get_model(model)
+    net, cfg, bf16 = _inference_model(model)  # the network and precision predict would use
     rows = []
-    for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net.eval() if hasattr(net, 'eval') else net, cfg, list(images), bs)):
+    for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
         g = read_mask(masks[k]) if isinstance(masks[k], (str, Path)) else masks[k]
         for tta, prob in ((False, p), (True, p_tta)):
             mask = _full_size(prob, hw, cfg['threshold'])[0]

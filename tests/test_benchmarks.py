@@ -64,7 +64,7 @@ def test_predict_bench(tmp_path):
 
 def test_inference_variants_bench(tmp_path):
     d = run_quick('bench_inference_variants', tmp_path)
-    names = {'fp32', 'fp32_channels_last_input', 'channels_last', 'bf16', 'bf16_channels_last', 'onnxruntime_fp32'}
+    names = {'fp32', 'fp32_channels_last_input', 'channels_last', 'bf16', 'bf16_channels_last', 'bf16_folded_bn_weights', 'onnxruntime_fp32'}
     assert set(d['images_per_s']) == names and positive(d['images_per_s'], names)
     assert d['speedup_vs_fp32']['fp32'] == 1 and d['fastest_within_0005_dice'] in names
     assert d['model_is_trained'] is False and d['dice_checked'] is False  # quick mode never claims Dice

@@ -6,7 +6,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from skinseg.core import (predict, iter_predict, read_mask, default_config, keep_largest_lesion, _full_size,
-                          skinseg_predict, SkinsegError)
+                          skinseg_predict, SkinsegError, bf16_supported, get_model, _BF16_COPIES)
 from conftest import run_skinseg, run_inprocess, make_dataset, write_bad_images
 
 class RedIsLesion(torch.nn.Module):
@@ -77,6 +77,22 @@ def test_streams_give_pytorch_its_threads_back(tmp_path):
     (tmp_path/'bad.jpg').write_text('no')
     with pytest.raises(SkinsegError, match='bad.jpg'): predict(imgs + [tmp_path/'bad.jpg'] + imgs, ORACLE, bs=2, streams=2)
     assert torch.get_num_threads() == before
+
+def test_a_model_folder_runs_as_one_folded_bf16_copy(tiny_model_dir, tiny_model):
+    "predict folds a model it loads into a bfloat16 copy once; a (model, config) pair runs as it is; float32 is unchanged."
+    img = drawn_lesions(60, 80, [(0.2, 0.2, 0.6, 0.7)])[0]
+    np.testing.assert_array_equal(predict(img, tiny_model_dir, return_prob=True, bf16=False).prob,
+                                  predict(img, tiny_model, return_prob=True, bf16=False).prob)
+    if not bf16_supported(): pytest.skip("this CPU has no native bfloat16: predict runs float32 and folds nothing")
+    folded = predict(img, tiny_model_dir, return_prob=True)
+    net, _ = get_model(tiny_model_dir)
+    copy = _BF16_COPIES[net]
+    assert copy is not None and not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules())
+    assert next(copy.parameters()).dtype == torch.bfloat16 and next(net.parameters()).dtype == torch.float32
+    predict(img, tiny_model_dir)
+    assert _BF16_COPIES[net] is copy  # made once per loaded model
+    autocast = predict(img, tiny_model, return_prob=True)
+    assert np.abs(folded.prob - autocast.prob).mean() < 0.01
 
 def test_postprocess_keeps_largest_lesion_and_fills_holes():
     img, _ = drawn_lesions(150, 200, [(0.1, 0.1, 0.6, 0.8), (0.75, 0.1, 0.9, 0.3)])
