@@ -18,7 +18,7 @@ from PIL import Image
 import skinseg.core as core
 from skinseg.core import find_data_dir, build_model, default_config, save_model, predict, read_image, lesion_prob, bf16_supported
 
-BF16 = bf16_supported()  # predict's default: bfloat16 autocast where the CPU runs it natively; both sides use the same
+BF16 = bf16_supported()  # predict's default: bfloat16 where the CPU runs it natively; both sides use the same
 
 REAL_MODEL = REPO/'models'/'ham10000_96x128'
 
@@ -43,8 +43,8 @@ def model_folder(model_dir, size):
 
 def model_predict_runs(folder):
     "`(model, config)` exactly as predict runs a model folder: the bf16 copy with BatchNorms folded in where bf16 is native."
-    net, cfg = core.get_model(folder)
-    return (core._bf16_copy(net.eval(), cfg['input_size'], 'cpu') if BF16 else net.eval()), cfg
+    net, cfg, _ = core._inference_model(folder, 'cpu', BF16)
+    return net, cfg
 
 def _normalise(resized, cfg):
     "The float batch predict feeds the model, from uint8 arrays at the input size."

@@ -401,7 +401,7 @@ def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch
     return p
 
 # %% ../nbs/00_core.ipynb #5d9c3f18
-import copy, weakref
+import weakref
 
 def bf16_inference_model(model:torch.nn.Module, # a PyTorch model
                          x:torch.Tensor, # an example input batch, on the model's device
@@ -410,11 +410,11 @@ def bf16_inference_model(model:torch.nn.Module, # a PyTorch model
     "A copy of `model` for bfloat16 inference (BatchNorms folded into convolutions, channels-last), or None if folding changes its output."
     from torch.fx.experimental.optimization import fuse
     model = model.eval()
-    try: folded = fuse(model)
-    except Exception: return None  # not traceable by torch.fx
-    with torch.inference_mode():
-        if not torch.allclose(folded(x), model(x), atol=tol, rtol=tol): return None
-    return folded.to(torch.bfloat16).to(memory_format=torch.channels_last)
+    try:
+        folded = fuse(model)
+        with torch.inference_mode(): same = torch.allclose(folded(x), model(x), atol=tol, rtol=tol)
+    except Exception: return None  # not traceable by torch.fx, or not one tensor out
+    return folded.to(torch.bfloat16).to(memory_format=torch.channels_last) if same else None
 
 _BF16_COPIES = weakref.WeakKeyDictionary()  # a model predict loaded -> its bf16 inference copy (None: not foldable)
 
@@ -441,19 +441,20 @@ def _bilinear_taps(n_out:int, n_in:int, start:int=0, stop:int|None=None):
     i0 = np.minimum(src.astype(np.intp), n_in - 1)
     return i0, np.minimum(i0 + 1, n_in - 1), (src - i0).astype(np.float32)
 
+def _lerp_(a:np.ndarray, b:np.ndarray, w) -> np.ndarray:
+    "`a + (b - a) * w`, computed in place in `b`."
+    b -= a; b *= w; b += a
+    return b
+
 def _upsample_rows(p:np.ndarray, hw):
     "Yield `(y0, y1, rows)`: the bilinear resize of the `(h, w)` map `p` to `hw`, a block of rows at a time."
     (H, W), (h, w) = hw, p.shape
     x0, x1, wx = _bilinear_taps(W, w)
-    pw = p[:, x0] * (1 - wx) + p[:, x1] * wx
+    pw = _lerp_(p.take(x0, axis=1), p.take(x1, axis=1), wx)
     step = max(1, _BLOCK_PX // W)
     for y0 in range(0, H, step):
         i0, i1, wy = _bilinear_taps(H, h, y0, min(y0 + step, H))
-        top, rows = pw.take(i0, axis=0), pw.take(i1, axis=0)
-        rows -= top
-        rows *= wy[:, None]
-        rows += top
-        yield y0, y0 + len(i0), rows
+        yield y0, y0 + len(i0), _lerp_(pw.take(i0, axis=0), pw.take(i1, axis=0), wy[:, None])
 
 # %% ../nbs/00_core.ipynb #83c14b8d
 def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
