@@ -403,7 +403,7 @@ def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch
 # %% ../nbs/00_core.ipynb #5d9c3f18
 import weakref
 
-def bf16_inference_model(model:torch.nn.Module, # a PyTorch model
+def bf16_inference_model(model:torch.nn.Module, # a PyTorch model (it is switched to eval mode)
                          x:torch.Tensor, # an example input batch, on the model's device
                          tol:float=1e-3, # largest difference in output allowed between the folded and the original model
                         ) -> torch.nn.Module|None:
