@@ -225,19 +225,20 @@ def save_model(model:torch.nn.Module, # trained network
 FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
 def _check_config(cfg:dict, path) -> dict:
     "`cfg` if every field skinseg uses has a possible value, else a `SkinsegError` naming `path` and the field."
     def bad(field, want): raise file_error(path, f"field {field!r} is {cfg.get(field)!r}; expected {want}")
     v = cfg.get('format_version')
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1: bad('format_version', 'a positive whole number')
+    if not _is_int(v) or v < 1: bad('format_version', 'a positive whole number')
     if v > FORMAT_VERSION:
         raise file_error(path, f"model format_version {v} is newer than this skinseg reads ({FORMAT_VERSION}); upgrade skinseg")
     if cfg.get('arch') not in ARCHS: bad('arch', f"one of {ARCHS}")
     if not isinstance(cfg.get('encoder'), str) or not cfg['encoder']: bad('encoder', 'an encoder name such as "resnet34"')
-    if not isinstance(cfg.get('n_classes'), int) or isinstance(cfg['n_classes'], bool) or cfg['n_classes'] < 1: bad('n_classes', 'a whole number >= 1')
+    if not _is_int(cfg.get('n_classes')) or cfg['n_classes'] < 1: bad('n_classes', 'a whole number >= 1')
     size = cfg.get('input_size')
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(o, int) and not isinstance(o, bool) and o >= 32 and o % 32 == 0 for o in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(o) and o >= 32 and o % 32 == 0 for o in size)):
         bad('input_size', '[height, width], each a multiple of 32 (the U-Net halves the size 5 times)')
     if not _is_num(cfg.get('threshold')) or not 0 < cfg['threshold'] < 1: bad('threshold', 'a number between 0 and 1')
     for k in ('mean', 'std'):
@@ -492,7 +493,7 @@ def _as_error(e:Exception, name:str, doing:str='read') -> SkinsegError:
     return e if isinstance(e, SkinsegError) else file_error(name, f"could not {doing} the image ({type(e).__name__}: {_one_line(e)})")
 
 def _check_count(value, what:str):
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+    if value is not None and (not _is_int(value) or value < 1):
         raise SkinsegError(f"{what} must be a whole number of at least 1, got {value!r}")
 
 def _in_order(pool, fn, jobs, ahead:int):

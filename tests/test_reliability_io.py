@@ -176,21 +176,15 @@ def test_check_dataset_names_each_problem(tmp_path):
         assert any(str(path) in line and words in line for line in found), f"{path} ({words}) not reported:\n" + '\n'.join(found)
     for iid in good: assert not any(iid + '.' in line for line in found), f"{iid} is fine but was reported:\n" + '\n'.join(found)
 
-def test_check_dataset_empty_and_missing_folder(tmp_path):
-    check_dataset = optional_attr('skinseg.data', 'check_dataset')
+@pytest.mark.parametrize('reader', ['check_dataset', 'find_pairs'])
+def test_empty_and_missing_folder(tmp_path, reader):
+    read = optional_attr('skinseg.data', reader)
     (tmp_path/'empty').mkdir()
     for folder in [tmp_path/'empty', tmp_path/'does not exist']:
-        with pytest.raises(SkinsegError) as e: check_dataset(folder)
+        with pytest.raises(SkinsegError) as e: read(folder)
         assert str(folder) in str(e.value)
     (tmp_path/'empty'/'images').mkdir()
-    with pytest.raises(SkinsegError, match='no images') as e: check_dataset(tmp_path/'empty')
-
-def test_find_pairs_empty_and_missing_folder(tmp_path):
-    find_pairs = optional_attr('skinseg.data', 'find_pairs')
-    (tmp_path/'empty').mkdir()
-    for folder in [tmp_path/'empty', tmp_path/'does not exist']:
-        with pytest.raises(SkinsegError) as e: find_pairs(folder)
-        assert str(folder) in str(e.value)
+    with pytest.raises(SkinsegError, match='no images'): read(tmp_path/'empty')
 
 def _split(df):
     from skinseg.data import split_pairs
