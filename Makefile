@@ -21,11 +21,19 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/skinseg demo
 
-test: $(STAMP) check-sync nbtest pytest docs-check
+# Every step writes its temporary files into one scratch TMPDIR that must hold no files at the end (empty
+# cache folders such as PyTorch's torchinductor_<user> may stay): leftovers once filled CI's disk ("No space
+# left on device"), so they fail a passing run. The folder goes either way (pytest keeps failed tests' files in it).
+test: $(STAMP)
+	@scratch=$$(mktemp -d -t skinseg-test.XXXXXX); \
+	TMPDIR=$$scratch $(MAKE) --no-print-directory check-sync nbtest pytest docs-check; rc=$$?; \
+	left=$$(cd $$scratch && find . -type f | sed 's|^\./||' | sort | head -20); rm -rf $$scratch; \
+	if [ $$rc -eq 0 ] && [ -n "$$left" ]; then echo "ERROR: the tests left these files in TMPDIR:"; echo "$$left"; rc=1; fi; \
+	exit $$rc
 
 # The notebooks are the source: exporting and cleaning them must change nothing.
 check-sync: $(STAMP)
-	@snap=$$(mktemp -d); cp -r skinseg nbs $$snap/; \
+	@snap=$$(mktemp -d); trap 'rm -rf $$snap' EXIT; cp -r skinseg nbs $$snap/; \
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && \
 	if ! diff -r -q -x __pycache__ $$snap/skinseg skinseg || ! diff -r -q -x .ipynb_checkpoints $$snap/nbs nbs; then \
 	  echo "ERROR: nbdev-export/nbdev-clean changed the files above: notebooks and skinseg/ were out of sync or unclean." \

@@ -1,6 +1,6 @@
 "Shared helpers for the skinseg benchmarks: hardware facts, interleaved timing, and the results file."
 import skinseg.core  # first: fixes the CPU-torch/CUDA-torchvision import clash
-import os, sys, json, time, platform, statistics, subprocess, argparse, tempfile
+import os, sys, json, time, platform, statistics, subprocess, argparse, tempfile, atexit, shutil
 from pathlib import Path
 import torch
 
@@ -57,6 +57,12 @@ def parser(doc:str) -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=None, help="torch's intra-op threads (default: torch's own choice, one per core)")
     p.add_argument('--out', type=Path, default=None, help='results JSON (default: benchmarks/results/NAME.json; with --quick, a temp folder)')
     return p
+
+def scratch_dir() -> Path:
+    "A new temporary folder, removed when the process exits: a benchmark leaves nothing behind."
+    path = Path(tempfile.mkdtemp(prefix='skinseg-bench-'))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 def median(xs): return float(statistics.median(xs))
 

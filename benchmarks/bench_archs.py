@@ -5,8 +5,9 @@ lesion-grouped split of a HAM10000 subset, for the same number of epochs. Prints
 images per second and the per-image validation scores of the last epoch.
 Run with tcmalloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 """
-import argparse, tempfile, json
-from pathlib import Path
+import sys, argparse, json
+from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import scratch_dir
 import skinseg.core
 from skinseg.core import find_data_dir
 from skinseg.train import train
@@ -20,7 +21,7 @@ if __name__ == '__main__':
     a = p.parse_args()
     data = find_data_dir()
     if data is None: raise SystemExit("HAM10000 not found under ../shared/data or $SKINSEG_DATA")
-    tmp, rows = Path(tempfile.mkdtemp()), {}
+    tmp, rows = scratch_dir(), {}
     for arch in a.archs.split(','):
         learn = train(data, tmp/arch, epochs=a.epochs, bs=a.bs, size=tuple(a.size), arch=arch, pretrained=False,
                       limit=a.limit, bf16=a.bf16 == 'on', threads=a.threads, progress=False)

@@ -17,7 +17,7 @@ def data_dir():
     ham = find_data_dir('ham10000')
     if ham: return ham, f'real HAM10000 ({os.path.relpath(ham, REPO)})'
     from skinseg.data import synthetic_dataset
-    return synthetic_dataset(Path(tempfile.mkdtemp())/'synthetic', n=40, size=(48, 64)), 'SYNTHETIC (HAM10000 not found)'
+    return synthetic_dataset(scratch_dir()/'synthetic', n=40, size=(48, 64)), 'SYNTHETIC (HAM10000 not found)'
 
 def one_run(data, out, precision, seed, args):
     "Train once; `(images/s over the epochs, last epoch's Dice, IoU, seconds)`."

@@ -29,7 +29,8 @@ def lesion_softmax(logits): return logits.float().softmax(1)[:, 1]
 
 def variants(model, x_example, tmp):
     "name -> function from a contiguous NCHW float batch to the `(B, h, w)` lesion probability."
-    import onnxruntime as ort
+    from skinseg.export import import_onnxruntime
+    ort = import_onnxruntime()
     model_cl = copy.deepcopy(model).to(memory_format=CL)
     def eager(m, cl=False, bf16=False):
         def f(x):
@@ -91,7 +92,7 @@ def main(args=None):
         model_source = 'random-weight smp U-Net (ResNet-34): speed only, Dice deltas are not meaningful'
     h, w = cfg['input_size']
     print(f"# model: {model_source}; input {h}x{w}, bs {args.bs}")
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch_dir()
     t0 = time.perf_counter(); fns = variants(model, torch.randn(args.bs, 3, h, w), tmp); export_s = time.perf_counter() - t0
     torch.manual_seed(1)
     xs = [torch.randn(args.bs, 3, h, w) for _ in range(args.batches)]

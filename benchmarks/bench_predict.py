@@ -28,7 +28,7 @@ def get_images(n:int):
     files = sorted(d.rglob('*.jpg')) if d else []
     if files: source = f'real: the {len(files)} HAM10000 originals (600x450) of {d.name}, repeated'
     else:
-        tmp = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0)
+        tmp = scratch_dir(); rng = np.random.default_rng(0)
         for i in range(5):
             Image.fromarray(rng.integers(0, 255, (450, 600, 3), dtype=np.uint8)).save(tmp/f'synthetic_{i}.jpg', quality=90)
         files, source = sorted(tmp.glob('*.jpg')), 'SYNTHETIC 600x450 noise JPEGs (real sample not found)'
@@ -38,7 +38,7 @@ def model_folder(model_dir, size):
     "The trained model's folder if present (and not 'random'), else a random-weight smp U-Net at `size` saved to a temp folder (same speed)."
     if model_dir and model_dir != 'random' and Path(model_dir).is_dir(): return model_dir, f'trained model {rel(model_dir)}'
     torch.manual_seed(0)
-    folder = save_model(build_model(pretrained=False), Path(tempfile.mkdtemp())/'random_unet', default_config(input_size=list(size)))
+    folder = save_model(build_model(pretrained=False), scratch_dir()/'random_unet', default_config(input_size=list(size)))
     return folder, f'random-weight smp U-Net (ResNet-34), input {size[0]}x{size[1]}'
 
 def model_predict_runs(folder):

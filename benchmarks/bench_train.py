@@ -4,8 +4,9 @@ Seconds per training step (forward + backward + AdamW step) of a fastai `Learner
 on synthetic data; variants are interleaved and repeated, the median step time is reported with its ratio
 to the fp32 baseline. Run with tcmalloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 """
-import argparse, tempfile, time, statistics, json
-from pathlib import Path
+import sys, argparse, time, statistics, json
+from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import scratch_dir
 import skinseg.core
 from skinseg.core import build_model
 import torch
@@ -37,7 +38,7 @@ if __name__ == '__main__':
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch_dir()
     df = find_pairs(synthetic_dataset(tmp/'data', n=a.bs * (a.steps + 2) + 4))
     df['is_valid'] = [i < 4 for i in range(len(df))]
     dls = seg_dataloaders(df, size=tuple(a.size), bs=a.bs, aug=True)

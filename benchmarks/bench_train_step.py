@@ -57,7 +57,7 @@ def get_pairs(n, quick):
     ham = None if quick else find_data_dir('ham10000')
     if ham is not None: df, source = find_pairs(ham).iloc[:n + 4].reset_index(drop=True), f'real HAM10000 (first {n} images, 200x150)'
     else:
-        df = find_pairs(synthetic_dataset(Path(tempfile.mkdtemp())/'data', n=n + 4))
+        df = find_pairs(synthetic_dataset(scratch_dir()/'data', n=n + 4))
         source = 'synthetic (skinseg.data.synthetic_dataset)' + ('' if quick else ': HAM10000 not found')
     return df.assign(is_valid=[i >= n for i in range(len(df))]), source
 

@@ -97,7 +97,7 @@ def main(args=None):
     if ham is not None: data, df = f'real HAM10000 ({ham})', find_pairs(ham)
     else:
         data = 'synthetic (skinseg.data.synthetic_dataset)' + ('' if args.quick else ': HAM10000 NOT FOUND, numbers are not the recipe')
-        df = find_pairs(synthetic_dataset(Path(tempfile.mkdtemp())/'data', n=args.limit or 200))
+        df = find_pairs(synthetic_dataset(scratch_dir()/'data', n=args.limit or 200))
     if args.limit: df = df.sample(n=min(args.limit, len(df)), random_state=42).reset_index(drop=True)
     df = split_pairs(df, seed=42)
     size = tuple(args.size)

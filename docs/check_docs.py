@@ -238,7 +238,8 @@ class Chromium:
         import websocket
         self.tmp = tempfile.mkdtemp(prefix='check_docs_chrome_')
         self.proc = subprocess.Popen([exe, *CHROME_FLAGS, f'--user-data-dir={self.tmp}', '--remote-debugging-port=0',
-                                      'about:blank'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      'about:blank'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, 'TMPDIR': self.tmp})  # its scratch files go with the profile
         port_file, t0 = Path(self.tmp)/'DevToolsActivePort', time.time()
         while not (port_file.exists() and len(port_file.read_text().split()) == 2):
             if self.proc.poll() is not None or time.time()-t0 > timeout:

@@ -12,7 +12,7 @@ def test_two_cpu_processes_train_one_model(tmp_path):
     if torchrun is None: pytest.skip("torchrun not installed")
     data = synthetic_dataset(tmp_path/'data', n=24)
     out = tmp_path/'ddp'
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', TMPDIR=str(tmp_path))  # torchrun leaves its log folder there
     r = subprocess.run([torchrun, '--standalone', '--nproc_per_node=2', str(BIN/'skinseg'), 'train', str(data), '--out', str(out),
                         '--epochs', '1', '--size', '32', '32', '--bs', '4', '--no-pretrained', '--encoder', 'resnet18', '--threads', '1'],
                        capture_output=True, text=True, timeout=240, env=env)

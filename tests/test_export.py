@@ -1,5 +1,5 @@
 "Exported models (ONNX, TorchScript) predict the same masks as PyTorch; `skinseg export` and the ONNX backend of predict."
-import json
+import importlib.util, json, os, subprocess, sys
 import numpy as np
 import pytest
 import torch
@@ -10,7 +10,8 @@ from skinseg.core import predict, SkinsegError, read_model_config
 from conftest import run_inprocess, make_dataset
 
 export = pytest.importorskip('skinseg.export')
-ort = pytest.importorskip('onnxruntime')
+if importlib.util.find_spec('onnxruntime') is None: pytest.skip('onnxruntime is not installed', allow_module_level=True)
+ort = export.import_onnxruntime()
 
 @pytest.fixture(scope='module')
 def images(tmp_path_factory):
@@ -78,3 +79,11 @@ def test_command_errors(tiny_model_dir, tmp_path):
     assert r.returncode == 2 and "unknown export format 'tflite'" in r.stderr
     r = run_inprocess('export', tmp_path/'no model')
     assert r.returncode == 2 and 'no model folder' in r.stderr
+
+def test_onnxruntime_telemetry_is_off(onnx_file, tmp_path):
+    "Running an ONNX model writes no telemetry session into TMPDIR and no database under the home folder."
+    tmp, home = tmp_path/'tmp', tmp_path/'home'; tmp.mkdir(); home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ('ORT_DISABLE_TELEMETRY', 'XDG_CACHE_HOME')}
+    code = f"import numpy as np; from skinseg.core import predict; predict(np.zeros((8, 8, 3), np.uint8), {str(onnx_file)!r})"
+    subprocess.run([sys.executable, '-c', code], env=env | dict(TMPDIR=str(tmp), HOME=str(home)), check=True, timeout=120)
+    assert [p for p in [*tmp.rglob('*'), *home.rglob('*')] if p.is_file()] == []

@@ -1,14 +1,17 @@
 "Fuzzing the readers: random and mutated files either read as a valid array or raise `SkinsegError`, nothing else."
-import io, json, tempfile, warnings
+import io, json, warnings
 from pathlib import Path
-import numpy as np
+import numpy as np, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from PIL import Image
 
 from skinseg.core import SkinsegError, read_image, read_mask, read_model_config, load_model, WEIGHTS_NAME, CONFIG_NAME
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-WORK = Path(tempfile.mkdtemp(prefix='skinseg-fuzz-'))  # hypothesis cannot use function-scoped tmp_path
+@pytest.fixture(scope='module')
+def work(tmp_path_factory) -> Path:
+    "One folder for the module: hypothesis cannot use the function-scoped `tmp_path`."
+    return tmp_path_factory.mktemp('fuzz')
 
 def _encode(a:np.ndarray, fmt:str, **kw) -> bytes:
     buf = io.BytesIO(); Image.fromarray(a).save(buf, format=fmt, **kw); return buf.getvalue()
@@ -42,9 +45,9 @@ def mutated(draw):
 
 random_files = st.tuples(st.sampled_from(['x.jpg', 'x.png', 'x.tif', 'x']), st.binary(max_size=2048))
 
-def _read_or_refuse(reader, name:str, data:bytes):
+def _read_or_refuse(reader, folder:Path, name:str, data:bytes):
     "Write `data` to a file and read it: a valid uint8 array, or a `SkinsegError` naming the file."
-    path = WORK/name; path.write_bytes(data)
+    path = folder/name; path.write_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -58,17 +61,17 @@ def _read_or_refuse(reader, name:str, data:bytes):
 
 @FUZZ
 @given(st.one_of(mutated(), random_files))
-def test_fuzz_read_image(item): _read_or_refuse(read_image, *item)
+def test_fuzz_read_image(work, item): _read_or_refuse(read_image, work, *item)
 
 @FUZZ
 @given(st.one_of(mutated(), random_files))
-def test_fuzz_read_mask(item): _read_or_refuse(read_mask, *item)
+def test_fuzz_read_mask(work, item): _read_or_refuse(read_mask, work, *item)
 
-def test_seeds_are_readable():
+def test_seeds_are_readable(work):
     "The unmutated seeds read fine, so the fuzzers start from real files."
     for name, data in SEEDS.items():
-        assert _read_or_refuse(read_image, name, data) is not None, name
-        assert _read_or_refuse(read_mask, name, data) is not None, name
+        assert _read_or_refuse(read_image, work, name, data) is not None, name
+        assert _read_or_refuse(read_mask, work, name, data) is not None, name
 
 # ## Model folders: config.json and model.safetensors made of random or mutated bytes
 
@@ -96,16 +99,16 @@ def config_bytes(draw):
 
 @FUZZ
 @given(config_bytes())
-def test_fuzz_read_model_config(data):
-    folder = WORK/'model'; folder.mkdir(exist_ok=True)
+def test_fuzz_read_model_config(work, data):
+    folder = work/'model'; folder.mkdir(exist_ok=True)
     (folder/CONFIG_NAME).write_bytes(data)
     try: cfg = read_model_config(folder)
     except SkinsegError as e: assert CONFIG_NAME in str(e) or str(folder) in str(e), str(e)
     else: assert cfg['format'] == 'skinseg-model'
 
-def test_fuzz_load_model_weights(tiny_model_dir):
+def test_fuzz_load_model_weights(tiny_model_dir, tmp_path):
     "Random weights files, and a real one with its header's bytes overwritten, are refused by name or load."
-    folder = WORK/'weights'; folder.mkdir(exist_ok=True)
+    folder = tmp_path
     (folder/CONFIG_NAME).write_bytes((tiny_model_dir/CONFIG_NAME).read_bytes())
     real = (tiny_model_dir/WEIGHTS_NAME).read_bytes()
     head = real[:8 + int.from_bytes(real[:8], 'little')]  # length prefix + JSON header: names, dtypes, offsets
@@ -131,7 +134,7 @@ def test_fuzz_load_model_weights(tiny_model_dir):
 
 # ## predict decodes files its own way (reduced-size JPEG decoding): fuzz that path too
 
-def test_fuzz_predict_path(tiny_model):
+def test_fuzz_predict_path(tiny_model, tmp_path):
     "`predict` on a random or mutated file returns a mask of the file's size or raises `SkinsegError` naming it."
     from skinseg.core import predict
     OK = []
@@ -140,7 +143,7 @@ def test_fuzz_predict_path(tiny_model):
     @given(st.one_of(mutated(), random_files))
     def check(item):
         name, data = item
-        path = WORK/('p_' + name); path.write_bytes(data)
+        path = tmp_path/name; path.write_bytes(data)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
