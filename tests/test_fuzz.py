@@ -8,6 +8,7 @@ from PIL import Image
 from skinseg.core import SkinsegError, read_image, read_mask, read_model_config, load_model, WEIGHTS_NAME, CONFIG_NAME
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
 @pytest.fixture(scope='module')
 def work(tmp_path_factory) -> Path:
     "One folder for the module: hypothesis cannot use the function-scoped `tmp_path`."
