@@ -125,15 +125,14 @@ def validation_pairs(model_dir=None, # model folder whose split.csv (image_id, i
                      n:int|None=None, # keep the first n validation images
                     ) -> tuple:
     "`(pairs with is_valid, validation rows, how the split was made)` on the real HAM10000, or `(None, None, why)`."
-    import pandas as pd
     ham = skinseg.core.find_data_dir('ham10000')
     if ham is None: return None, None, 'HAM10000 not found under ../shared/data or $SKINSEG_DATA'
     df = ham_pairs(ham)
     split_csv = Path(model_dir)/'split.csv' if model_dir else None
     if split_csv is not None and split_csv.is_file():
-        s = pd.read_csv(split_csv)
-        valid = set(s.image_id[s.is_valid.astype(str).str.lower().isin(['true', '1'])])
-        df, how = df.assign(is_valid=df.image_id.isin(valid)), f'{rel(split_csv)} (the split the model was trained on)'
+        from skinseg.data import read_split
+        s = read_split(split_csv)
+        df, how = df.assign(is_valid=df.image_id.isin(set(s.image_id[s.is_valid]))), f'{rel(split_csv)} (the split the model was trained on)'
     else:
         try:
             from skinseg.data import split_pairs

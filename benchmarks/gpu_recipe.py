@@ -14,7 +14,7 @@ Not a `bench_*.py`: `make bench` (CPU) does not run it.
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import *
 import time, numpy as np, torch
-from skinseg.core import find_data_dir, IMAGENET_MEAN, IMAGENET_STD
+from skinseg.core import find_data_dir, bf16_supported, IMAGENET_MEAN, IMAGENET_STD
 from skinseg.data import find_pairs, split_pairs, presize, synthetic_dataset
 from skinseg.train import CEDiceLoss, model_for_training
 
@@ -92,7 +92,7 @@ def main(args=None):
     show_hardware()
     device = torch.device(args.device)
     if device.type == 'cuda': torch.backends.cudnn.benchmark = True; torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    bf16 = device.type == 'cuda' and torch.cuda.is_bf16_supported() or device.type == 'cpu' and hardware()['avx512_bf16']
+    bf16 = bf16_supported(device.type)
     ham = None if args.quick else find_data_dir('ham10000')
     if ham is not None: data, df = f'real HAM10000 ({ham})', find_pairs(ham)
     else:

@@ -14,7 +14,7 @@ from .core import *
 from .core import keep_largest_lesion, iter_predict, lesion_prob, _load_resized, _to_batch, _full_size, _inference_model
 import time
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
