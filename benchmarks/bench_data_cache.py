@@ -7,7 +7,8 @@ Run: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 .venv/bin/pyt
 import os, sys, time
 import skinseg.core
 from skinseg.core import find_data_dir
-from skinseg.data import find_pairs, split_pairs, seg_dataloaders, _PRESIZED
+from skinseg.data import find_pairs, split_pairs, _PRESIZED
+from skinseg.loaders import seg_dataloaders
 import torch
 
 N, SIZE, BS = int(os.environ.get('BENCH_N', 2000)), (96, 128), 16

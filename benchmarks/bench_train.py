@@ -11,7 +11,8 @@ import skinseg.core
 from skinseg.core import build_model
 import torch
 from fastai.callback.core import Callback
-from skinseg.data import synthetic_dataset, find_pairs, split_pairs, seg_dataloaders
+from skinseg.data import synthetic_dataset, find_pairs, split_pairs
+from skinseg.loaders import seg_dataloaders
 from skinseg.train import seg_learner
 
 class StepTimer(Callback):

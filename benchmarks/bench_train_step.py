@@ -14,7 +14,8 @@ import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).reso
 from _common import *
 import time, gc, numpy as np, torch
 from skinseg.core import build_model, find_data_dir, IMAGENET_MEAN, IMAGENET_STD
-from skinseg.data import find_pairs, seg_dataloaders, presize, synthetic_dataset
+from skinseg.data import find_pairs, presize, synthetic_dataset
+from skinseg.loaders import seg_dataloaders
 from skinseg.train import seg_learner, CEDiceLoss
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 

@@ -52,9 +52,10 @@ def read_sidebar(path:Path) -> list:
     return list(walk(yaml.safe_load(path.read_text())['website']['sidebar']['contents']))
 
 def expected_sidebar(nbs:Path) -> list:
-    "The order `nbdev-docs` gives the sidebar: index first, then the other notebooks by file name."
-    pages = sorted(p.name for p in nbs.iterdir() if re.search(NB_FILE_RE, p.name) and p.name[0] not in '_.')
-    return sorted(pages, key=lambda n: (not n.startswith('index.'), n))
+    "Every page under `nbs` (not `_` or `.` files or folders), as paths relative to it: index first, then by path."
+    pages = sorted(p.relative_to(nbs).as_posix() for p in nbs.rglob('*') if re.search(NB_FILE_RE, p.name)
+                   and not any(part[0] in '_.' for part in p.relative_to(nbs).parts))
+    return sorted(pages, key=lambda n: (n != 'index.ipynb', n))
 
 def _code_only(src:str) -> str:
     "Cell source without IPython magics and shell escapes, so that `ast` can parse it."
@@ -89,7 +90,8 @@ def executed_at_docs_time(nb_path:Path) -> list:
 def run_nbdev_proc(root:Path=ROOT) -> list:
     "Run `nbdev-proc-nbs` on the project; problems with the notebooks or the generated sidebar."
     nbs, problems = root/'nbs', []
-    for nb in sorted(nbs.glob('*.ipynb')):
+    for nb in sorted(nbs.rglob('*.ipynb')):
+        if any(part[0] in '_.' for part in nb.relative_to(nbs).parts): continue
         found = executed_at_docs_time(nb)
         problems += [msg for slow, msg in found if slow]  # minutes of real work on every docs build
         cells = [re.search(r'cell (\d+)', msg).group(1) for slow, msg in found if not slow]
@@ -108,7 +110,8 @@ def run_nbdev_proc(root:Path=ROOT) -> list:
     after = sidebar.read_text() if sidebar.exists() else None
     if before != after: problems.append("nbs/sidebar.yml was out of date (nbdev-proc-nbs just rewrote it): commit it")
     want, got = expected_sidebar(nbs), read_sidebar(sidebar)
-    if got != want: problems.append(f"nbs/sidebar.yml lists {got}, expected {want}")
+    if sorted(got) != sorted(want) or got[:1] != want[:1]:
+        problems.append(f"nbs/sidebar.yml lists {got}; it must list each of {want} once, index.ipynb first")
     return problems
 
 def config_problems(nbs:Path) -> list:

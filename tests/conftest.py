@@ -1,22 +1,20 @@
-"Shared fixtures: a tiny saved model, a synthetic dataset, bad files of every kind, and the console script."
-import importlib, os, subprocess, sys
+"""Shared fixtures: a tiny saved model, a synthetic dataset, bad files of every kind, and the console script.
+
+Where tests live: a module's contract is shown, and checked, as examples in its notebook (nbs/api/NN_module.ipynb,
+run by nbdev-test); tests/ holds only what a notebook cannot show: the `skinseg` command run as a subprocess, kills,
+crashes and resumes, fuzzing, huge files, multi-process training, real data, docs tooling, import structure and the
+benchmarks' smoke runs. A check lives in one place; a skip only for a missing optional thing, with a reason -ra prints."""
+import os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest, torch
 from PIL import Image
 
-import skinseg.core  # first: it sets up torchvision before anything imports it
-from skinseg.core import build_model, default_config, save_model
+from skinseg.model import build_model, default_config, save_model
+from skinseg.synthetic import synthetic_dataset
 
 SKINSEG = str(Path(sys.executable).with_name('skinseg'))
 TINY_SIZE = [32, 32]
-
-def optional_attr(module:str, name:str):
-    "`module.name` when a parallel helper has already written it, else skip the test that needs it."
-    try: mod = importlib.import_module(module)
-    except ImportError: pytest.skip(f"{module} is not written yet")
-    if not hasattr(mod, name): pytest.skip(f"{module}.{name} is not written yet")
-    return getattr(mod, name)
 
 def run_skinseg(*args, timeout=300, env=None, **kw) -> subprocess.CompletedProcess:
     "Run the `skinseg` console script as a user would, and check that no traceback reached the user."
@@ -53,7 +51,7 @@ def tiny_model(tiny_model_dir) -> tuple:
 
 def make_dataset(root:Path, n:int=8, size=(48, 64), seed:int=0) -> Path:
     "A small SYNTHETIC dataset (images/, masks/, metadata.csv) from `skinseg.data.synthetic_dataset`."
-    return Path(optional_attr('skinseg.data', 'synthetic_dataset')(root, n=n, size=tuple(size), seed=seed))
+    return Path(synthetic_dataset(root, n=n, size=tuple(size), seed=seed))
 
 @pytest.fixture(scope='session')
 def synthetic_data(tmp_path_factory) -> Path:

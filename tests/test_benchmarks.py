@@ -1,7 +1,6 @@
 "The benchmark scripts run end to end in `--quick` mode and write results of the documented shape (never timings)."
-import importlib.util, json, sys, time
+import importlib.util, json
 from pathlib import Path
-import pytest
 
 import skinseg.core  # first: it sets up torchvision before anything imports it
 

@@ -1,12 +1,12 @@
-"""`skinseg download` against a local fake Dataverse (127.0.0.1, no real network): listing, Range resume after a
-transfer cut midway, MD5 verification, unpacking into the official HAM10000 layout, and skipping finished files."""
+"""`skinseg download` against a local fake Dataverse (127.0.0.1, no real network), beyond nbs/api/06_download.ipynb:
+the command, Range resume after a transfer cut midway, a bad checksum then a fixed server, and skipping finished files."""
 import hashlib, io, json, re, threading, zipfile
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from pathlib import Path
 import pytest
 
-from skinseg.core import SkinsegError
-from skinseg.data import synthetic_dataset, find_pairs, check_dataset, download_ham10000, fetch, HAM10000_DOI
+from skinseg.data import synthetic_dataset, find_pairs, check_dataset
+from skinseg.download import download_ham10000, download_file, HAM10000_DOI
 from conftest import run_inprocess
 
 def ham_blobs(src:Path) -> dict:
@@ -73,18 +73,13 @@ def server(blobs):
     yield f'http://127.0.0.1:{srv.server_port}'
     srv.shutdown(); srv.server_close()
 
-def test_download_unpacks_official_layout(server, tmp_path, monkeypatch):
+def test_download_command_fetches_only_what_it_needs(server, tmp_path, monkeypatch):
+    "`skinseg download` credits the data, fetches only the four release files, leaves no zip or .part, and fetches nothing twice."
     monkeypatch.setenv('SKINSEG_DATAVERSE_URL', server)  # the env var sets the server, as for the CLI
     r = run_inprocess('download', '--dest', tmp_path/'ham', '--quiet')
     assert r.returncode == 0, r.stderr
     assert 'CC BY-NC-SA 4.0' in r.stdout and '12 images in' in r.stdout
-    d = tmp_path/'ham'
-    assert sorted(p.name for p in d.iterdir() if not p.name.startswith('.')) == [
-        'HAM10000_images_part_1', 'HAM10000_images_part_2', 'HAM10000_metadata.csv', 'HAM10000_segmentations_lesion_tschandl']
-    assert len(list((d/'HAM10000_segmentations_lesion_tschandl').glob('*_segmentation.png'))) == 12  # top folder not doubled
-    df = find_pairs(d)
-    assert len(df) == 12 and df['mask'].notna().all() and df.lesion_id.str.startswith('SYNTH_L').all()
-    assert check_dataset(d) == []
+    d = tmp_path/'ham'  # the layout, its pairs and their check: nbs/api/06_download.ipynb
     assert 'ISIC2018_Task3_Test_Images.zip' not in {n for n, _ in FakeDataverse.log}
     assert not list(d.glob('*.zip')) and not list(d.glob('*.part'))
     FakeDataverse.log.clear()  # a second run fetches nothing
@@ -103,7 +98,7 @@ def test_part_file_from_an_earlier_run_is_resumed(server, tmp_path, blobs):
     name = 'HAM10000_metadata.csv'
     url = f"{server}/api/access/datafile/{100 + sorted(blobs).index(name)}?format=original"
     (tmp_path/f'{name}.part').write_bytes(blobs[name][:50])
-    fetch(url, tmp_path/name, hashlib.md5(blobs[name]).hexdigest(), len(blobs[name]), progress=False)
+    download_file(url, tmp_path/name, hashlib.md5(blobs[name]).hexdigest(), len(blobs[name]), progress=False)
     assert (tmp_path/name).read_bytes() == blobs[name] and FakeDataverse.log == [(name, 50)]
 
 def test_bad_checksum_is_refused_and_deleted(server, tmp_path):
