@@ -191,7 +191,11 @@ def render_pages(proc_dir:Path, out:Path) -> dict:
     cfg.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
     exporter = HTMLExporter(config=cfg, template_name='lab')
     out.mkdir(parents=True, exist_ok=True)
-    pages, names = {}, {f.name: page_name(f) for f in proc_dir.glob('*.ipynb')}
+    site = {f.relative_to(proc_dir): f.relative_to(proc_dir).parent/page_name(f) for f in proc_dir.rglob('*.ipynb')
+            if not any(p.startswith('.') for p in f.relative_to(proc_dir).parts)}
+    def names_from(folder):  # links as written in a notebook in `folder` -> the pages Quarto makes of them
+        return {os.path.relpath(k, folder): os.path.relpath(v, folder) for k, v in site.items()}
+    pages = {}
     for f in sorted(proc_dir.rglob('*')):
         rel = f.relative_to(proc_dir)
         if f.is_dir() or any(p.startswith('.') for p in rel.parts): continue
@@ -199,7 +203,7 @@ def render_pages(proc_dir:Path, out:Path) -> dict:
             (out/rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out/rel); continue
         nb = nbformat.read(f, as_version=4)
         name = (rel.parent/(_frontmatter(nb).get('output-file') or f.stem + '.html')).as_posix()
-        body, _ = exporter.from_notebook_node(_quartoish(nb, names))
+        body, _ = exporter.from_notebook_node(_quartoish(nb, names_from(rel.parent)))
         (out/name).parent.mkdir(parents=True, exist_ok=True)
         (out/name).write_text(body)
         pages[name] = f
