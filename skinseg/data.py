@@ -1,11 +1,12 @@
 """Find image/mask pairs in any common dermoscopy layout, split them by lesion, check them, and presize them once.
 
 `skinseg.data` turns a dataset folder into the table training and evaluation work from. `find_pairs` recognises
-the layouts people have (HAM10000, ISIC Task 1, `images/` + `masks/`) and gives one row per image with its mask
-and lesion; `split_pairs` and `kfold_pairs` split by **lesion**, never putting two pictures of one lesion on both
-sides; `read_split` and `training_split` read a split back; `check_dataset` finds every broken pair; `presize`
-decodes and resizes every pair once. The `skinseg check` and `skinseg split` commands live here. A folder is
-scanned once per command: `scan_dataset` returns what `find_pairs` and `check_dataset` both use.
+the layouts people have (HAM10000, ISIC 2016-2018 Task 1, PH2, nnU-Net's `imagesTr/` + `labelsTr/`, `images/` +
+`masks/` or `labels/`) and gives one row per image with its mask and lesion; `split_pairs` and `kfold_pairs` split
+by **lesion**, never putting two pictures of one lesion on both sides; `read_split` and `training_split` read a
+split (or one fold of a K-fold split) back; `check_dataset` finds every broken pair; `presize` decodes and resizes
+every pair once. The `skinseg check` and `skinseg split` commands live here. A folder is scanned once per command:
+`scan_dataset` returns what `find_pairs` and `check_dataset` both use, and keeps it while the folder is unchanged.
 
 Docs: https://skinseg.github.io/skinseg/api/data.html.md"""
 
@@ -20,7 +21,7 @@ __all__ = ['DatasetFiles', 'scan_dataset', 'find_pairs', 'split_pairs', 'kfold_p
 from .basics import *
 from .images import *
 from .synthetic import synthetic_dataset
-import os, sys, hashlib, warnings
+import os, re, io, sys, time, hashlib, warnings
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from collections import namedtuple
@@ -30,58 +31,134 @@ from fastcore.script import call_parse
 _all_ = ['synthetic_dataset']  # re-exported: `from skinseg.data import synthetic_dataset` stays valid
 
 # %% ../nbs/api/05_data.ipynb #73fd66f0
+_BOMS = ((b'\xef\xbb\xbf', 'utf-8'), (b'\xff\xfe', 'utf-16-le'), (b'\xfe\xff', 'utf-16-be'))
+
+def _decode_text(raw:bytes) -> str:
+    "Text of a file's bytes: by its byte-order mark (UTF-8, UTF-16), else UTF-8, else Windows-1252."
+    for bom, enc in _BOMS:
+        if raw.startswith(bom): return raw[len(bom):].decode(enc)
+    try: return raw.decode('utf-8')
+    except UnicodeDecodeError: return raw.decode('cp1252', errors='replace')
+
+def _read_table(path:Path, what:str='table') -> pd.DataFrame:
+    "A table of strings from a CSV saved anyhow: any encoding mark, comma, semicolon or tab; names and values trimmed."
+    try:
+        text = _decode_text(Path(path).read_bytes())
+        sep = max((',', ';', '\t'), key=text.lstrip().split('\n', 1)[0].count)
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
+    except (OSError, ValueError, UnicodeDecodeError) as e: raise file_error(path, f"unreadable {what} ({one_line(e, 120)})") from None
+    df.columns = [str(c).strip().strip('"\'').strip() for c in df.columns]
+    df = df.rename(columns={c: c.lower() for c in df.columns if c.lower() in ('image_id', 'lesion_id', 'dx', 'is_valid', 'fold')})
+    return df.apply(lambda c: c.str.strip())
+
 def _read_metadata(path:Path) -> pd.DataFrame:
-    "A metadata table (CSV, or Dataverse's tab-separated `.tab`) with at least `image_id`."
-    try: df = pd.read_csv(path, sep=None, engine='python', dtype=str)
-    except Exception as e: raise file_error(path, f"unreadable metadata table ({type(e).__name__}: {e})") from None
-    df.columns = [c.strip().strip('"') for c in df.columns]
+    "A metadata table (any CSV `_read_table` reads, or Dataverse's `.tab`) with at least `image_id`."
+    df = _read_table(path, 'metadata table')
     if 'image_id' not in df.columns:
         raise file_error(path, f"metadata has no image_id column (columns: {', '.join(df.columns)})")
     return df
 
+# %% ../nbs/api/05_data.ipynb #a2layout
+_TASK = re.compile(r'(?:task|part)[ _-]?(\d)', re.IGNORECASE)
+
+def _other_task(name:str) -> bool:
+    "Whether a folder belongs to an ISIC task other than Task 1 (2: attributes, 3: diagnosis), e.g. `ISIC2018_Task3_Training_Input`."
+    tasks = set(_TASK.findall(name))
+    return bool(tasks) and '1' not in tasks
+
+def _ph2_cases(folders) -> list:
+    "The PH2 case folders (`IMDxxx/` holding `IMDxxx_Dermoscopic_Image/`) among `folders`."
+    return [c for c in folders if (c/f'{c.name}_Dermoscopic_Image').is_dir()]
+
+def _subdirs(folder:Path) -> list:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(('.', '__')))
+
 def _layout(data_dir:Path):
     "`(layout name, image folders, mask folders, metadata file or None)` of `data_dir`."
-    subdirs = sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(('.', '__')))
+    subdirs = _subdirs(data_dir)
     names = {p.name.lower(): p for p in subdirs}
     ham_imgs = [p for p in subdirs if p.name.startswith('HAM10000_images')]
     if ham_imgs:
         meta = sorted(p for p in data_dir.glob('HAM10000_metadata*') if p.suffix != '.part')
         return 'HAM10000', ham_imgs, [p for p in subdirs if p.name.startswith('HAM10000_segmentations')], (meta or [None])[0]
-    gts = [p for p in subdirs if 'groundtruth' in p.name.lower().replace('_', '').replace('-', '')]
-    if gts:
-        return 'ISIC Task 1', [p for p in subdirs if p not in gts], gts, None
+    task1 = [p for p in subdirs if not _other_task(p.name)]
+    gts = [p for p in task1 if 'groundtruth' in p.name.lower().replace('_', '').replace('-', '')]
+    if gts: return 'ISIC Task 1', [p for p in task1 if p not in gts], gts, None
+    for part in ('tr', 'ts'):
+        if f'images{part}' in names: return 'nnU-Net', [names[f'images{part}']], [names[f'labels{part}']] if f'labels{part}' in names else [], None
     if 'images' in names:
         meta = data_dir/'metadata.csv'
-        return 'generic', [names['images']], [names[m] for m in ('masks',) if m in names], meta if meta.is_file() else None
+        return 'generic', [names['images']], [names[m] for m in ('masks', 'labels') if m in names][:1], meta if meta.is_file() else None
+    cases = _ph2_cases(subdirs) or [c for p in subdirs if 'ph2' in p.name.lower() for c in _ph2_cases(_subdirs(p))]
+    if cases: return 'PH2', [c/f'{c.name}_Dermoscopic_Image' for c in cases], [c/f'{c.name}_lesion' for c in cases if (c/f'{c.name}_lesion').is_dir()], None
     return None, [], [], None
 
 # %% ../nbs/api/05_data.ipynb #3a0ed55c
 DatasetFiles = namedtuple('DatasetFiles', 'folder layout images masks meta')
 
+_EXPECTED = ("expected HAM10000 (HAM10000_images_part_1/ + HAM10000_segmentations_lesion_tschandl/), ISIC 2016-2018 "
+             "Task 1 (an image folder beside a *GroundTruth folder), PH2 (PH2 Dataset images/IMDxxx/), nnU-Net "
+             "(imagesTr/ + labelsTr/) or images/ + masks/ (or labels/)")
+_MASKY = ('mask', 'label', 'annot', 'segment', 'ground', 'truth', 'target', 'gt', 'seg')
+
+def _close_folders(subdirs) -> list:
+    "Names of the folders among `subdirs` that look like mask folders (`gt/`, `annotations/`, `Segmentations/`, ...)."
+    return [f'{p.name}/' for p in subdirs if any(w.startswith(_MASKY[:7]) or w in _MASKY[7:] for w in re.split(r'[^a-z]+', p.name.lower()))]
+
+def _layout_error(data_dir:Path, layout, mask_dirs):
+    "An error for a folder whose layout is unknown, or that has `images/` and, beside it, a mask folder named otherwise."
+    if layout is not None and (mask_dirs or layout not in ('generic', 'nnU-Net')): return None
+    if layout is None and not any(data_dir.iterdir()): return file_error(data_dir, f"empty folder: {_EXPECTED}")
+    close = _close_folders(_subdirs(data_dir))
+    if layout is None:
+        return file_error(data_dir, f"unknown dataset layout: {_EXPECTED}" + (f"; found {', '.join(close)}: rename it masks/ beside an images/ folder" if close else ''))
+    if layout in ('generic', 'nnU-Net') and not mask_dirs and close:
+        return file_error(data_dir, f"no masks/ or labels/ folder beside the images (found {', '.join(close)}: rename it to masks/)")
+
+# %% ../nbs/api/05_data.ipynb #b1scan
+_NNUNET_CHANNEL = re.compile(r'_0000$')
+
+def _image_id(path, layout) -> str:
+    "The id of an image file: its stem, less nnU-Net's `_0000` channel suffix in the nnU-Net layout."
+    return _NNUNET_CHANNEL.sub('', Path(path).stem) if layout == 'nnU-Net' else Path(path).stem
+
+def _list_files(dirs, keep) -> list:
+    "The files in `dirs` (sorted within each) that `keep` accepts: the one listing of a scan."
+    return [p for d in dirs for p in sorted(d.iterdir()) if keep(p)]
+
+_SCANS = {}  # (folder, stamps of its folders and metadata) -> DatasetFiles
+
+def _stamp(data_dir:Path, dirs, meta) -> tuple:
+    "Modification time and size of `data_dir`, `dirs`, the folders between them and `meta`: they change when a file is added or renamed."
+    between = {a for d in dirs for a in d.parents if data_dir in a.parents}
+    return tuple((str(p), (s := p.stat()).st_mtime_ns, s.st_size) for p in sorted({data_dir, *dirs, *between, *([meta] if meta else [])}))
+
 def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned (returned as it is)
                 ) -> DatasetFiles:
-    "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet."
+    "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged."
     if isinstance(data_dir, DatasetFiles): return data_dir
     data_dir = Path(data_dir)
     if not data_dir.is_dir(): raise file_error(data_dir, "no such folder")
-    layout, img_dirs, mask_dirs, meta = _layout(data_dir)
-    expected = ("expected HAM10000 (HAM10000_images_part_1/, HAM10000_segmentations_lesion_tschandl/), "
-                "ISIC Task 1 (an image folder beside a *GroundTruth folder) or images/ + masks/ folders")
-    if layout is None:
-        raise file_error(data_dir, f"{'empty folder' if not any(data_dir.iterdir()) else 'unknown dataset layout'}: {expected}")
-    images = [p for d in img_dirs for p in sorted(d.iterdir()) if is_image_file(p)]
-    masks = [p for d in mask_dirs for p in sorted(d.iterdir()) if is_mask_file(p)]
+    start, (layout, img_dirs, mask_dirs, meta) = time.time_ns(), _layout(data_dir)
+    if (e := _layout_error(data_dir, layout, mask_dirs)) is not None: raise e
+    key = (str(data_dir), str(data_dir.resolve()), _stamp(data_dir, img_dirs + mask_dirs, meta))
+    if key in _SCANS: return _SCANS[key]
+    images, masks = _list_files(img_dirs, is_image_file), _list_files(mask_dirs, is_mask_file)
     if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)")
-    return DatasetFiles(data_dir, layout, images, masks, _read_metadata(meta) if meta else None)
+    scan = DatasetFiles(data_dir, layout, images, masks, _read_metadata(meta) if meta else None)
+    if max(t for _, t, _ in key[2]) < start - 2e9:  # changed in the last 2 s: a change within the same clock tick would go unseen
+        if len(_SCANS) >= 8: _SCANS.pop(next(iter(_SCANS)))
+        _SCANS[key] = scan
+    return scan
 
 # %% ../nbs/api/05_data.ipynb #f42a5cbd
-def find_pairs(data_dir, # dataset folder in the HAM10000, ISIC Task 1 or generic layout, or its `scan_dataset`
+def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan_dataset`
               ) -> pd.DataFrame:
     "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx."
     _, layout, images, masks, meta = scan_dataset(data_dir)
     mask_of = {}
     for m in masks: mask_of.setdefault(mask_id(m), str(m))
-    df = pd.DataFrame({'image_id': [p.stem for p in images], 'image': [str(p) for p in images]})
+    df = pd.DataFrame({'image_id': [_image_id(p, layout) for p in images], 'image': [str(p) for p in images]})
     df = df.drop_duplicates('image_id').reset_index(drop=True)
     df['mask'] = df.image_id.map(mask_of).astype(object).where(df.image_id.isin(mask_of.keys()), None)
     if meta is not None:
@@ -101,10 +178,14 @@ def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     g = pd.DataFrame({'lesion_id': df.lesion_id.values, 'dx': dx.values}).groupby('lesion_id', sort=True)
     return pd.DataFrame({'n': g.size(), 'stratum': g.dx.agg(lambda s: s.mode().iloc[0])})
 
+_BY_IMAGE = "no lesion ids (no metadata with lesion_id): splitting by image, so images of one lesion may land on both sides"
+
+def _no_lesion_ids(df) -> bool:
+    "Whether `df` has no lesion ids of its own (lesion_id is image_id everywhere), so a split can only be by image."
+    return len(df) > 1 and bool((df.lesion_id.astype(str) == df.image_id.astype(str)).all())
+
 def _warn_if_no_lesions(df):
-    if (df.lesion_id.astype(str) == df.image_id.astype(str)).all() and len(df) > 1:
-        warnings.warn("no lesion metadata (lesion_id equals image_id everywhere): splitting by image, so images of "
-                      "the same lesion may land on both sides", stacklevel=3)
+    if _no_lesion_ids(df): warnings.warn(_BY_IMAGE, stacklevel=3)
 
 # %% ../nbs/api/05_data.ipynb #558652bb
 def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
@@ -143,53 +224,99 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
     return df.assign(fold=df.lesion_id.map(fold).astype(int).values)
 
 # %% ../nbs/api/05_data.ipynb #1019df99
+def _check_split_options(valid_pct, folds, out):
+    "Refuse `skinseg split` options that cannot work, before any folder is read."
+    if not 0 <= valid_pct < 1: raise SkinsegError(f"--valid-pct must be in [0, 1), got {valid_pct}")
+    if not is_whole(folds) or folds == 1 or folds < 0: raise SkinsegError(f"--folds must be at least 2 (or 0 for one split), got {folds}")
+    out = Path(out)
+    if out.is_dir(): raise file_error(out, "--out is a folder; give a CSV file name")
+    if not out.parent.is_dir(): raise file_error(out.parent, "no such folder (for --out)")
+
 @call_parse
-def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
+def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nnU-Net, or images/ + masks/
                   valid_pct:float=0.2, # share of images in validation
                   seed:int=42, # random seed
                   folds:int=0, # write K folds (column `fold`) instead of one split
                   out:str='split.csv', # CSV file to write
                  ) -> int:
     "Write a reproducible, lesion-grouped, dx-stratified train/validation split (or K folds) as CSV."
+    _check_split_options(valid_pct, folds, out)
     df = find_pairs(data_dir)
-    df = kfold_pairs(df, folds, seed) if folds else split_pairs(df, valid_pct, seed)
+    by_image = _no_lesion_ids(df)
+    if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # said once, above
+        df = kfold_pairs(df, folds, seed) if folds else split_pairs(df, valid_pct, seed)
     col = 'fold' if folds else 'is_valid'
     atomic_write(out, lambda p: df[['image_id', 'lesion_id', 'dx', col]].to_csv(p, index=False))
     summary = (f"{folds} folds of {', '.join(map(str, df.fold.value_counts().sort_index()))} images" if folds else
                f"{(~df.is_valid).sum()} train / {df.is_valid.sum()} valid images")
-    print(f"wrote {out}: {summary}, {df.lesion_id.nunique()} lesions, none on two sides")
+    print(f"wrote {out}: {summary}, " + ("no lesion ids: split by image" if by_image else f"{df.lesion_id.nunique()} lesions, none on two sides"))
     return 0
 
 # %% ../nbs/api/05_data.ipynb #91364569
-def read_split(path) -> pd.DataFrame:
-    "`image_id` and boolean `is_valid` of a split CSV written by `skinseg split` (or any CSV with those columns)."
+def _fold_is_valid(path, folds:pd.Series, fold) -> pd.Series:
+    "`folds == fold`, refusing a missing or out-of-range `fold` and a fold column that is not 0..K-1."
+    try: folds = folds.astype(int)
+    except (ValueError, TypeError): raise file_error(path, "its fold column must hold whole numbers 0..K-1") from None
+    k = int(folds.max()) + 1
+    if fold is None: raise file_error(path, f"this is a K-fold split ({k} folds): pass --fold K (0..{k-1})")
+    if not is_whole(fold) or not 0 <= fold < k: raise file_error(path, f"fold {fold} is out of range: this split has {k} folds (0..{k-1})")
+    return folds == fold
+
+def read_split(path, # split CSV: image_id and is_valid, or image_id and fold (`skinseg split --folds K`)
+               fold:int|None=None, # of a K-fold CSV, the fold to validate on (0..K-1); required for one
+              ) -> pd.DataFrame:
+    "`image_id` and boolean `is_valid` of a split CSV, or of fold `fold` of a K-fold CSV (`is_valid = fold == k`)."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "split CSV not found")
-    try: df = pd.read_csv(path, dtype={'image_id': str})
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e: raise file_error(path, f"not a readable CSV ({e})") from None
-    if not {'image_id', 'is_valid'} <= set(df.columns): raise file_error(path, "a split CSV needs the columns image_id and is_valid")
-    return df[['image_id']].assign(is_valid=df.is_valid.astype(str).str.lower().isin(['true', '1']))
+    df = _read_table(path, 'split CSV')
+    if 'image_id' not in df.columns or not {'is_valid', 'fold'} & set(df.columns):
+        raise file_error(path, "a split CSV needs the columns image_id and is_valid (or fold, for a K-fold split)")
+    if 'fold' in df.columns: return df[['image_id']].assign(is_valid=_fold_is_valid(path, df.fold, fold).values)
+    if fold is not None: raise file_error(path, f"not a K-fold split (no fold column), so fold {fold} does not apply")
+    v = df.is_valid.astype(str).str.lower()
+    if not v.isin(['true', 'false', '1', '0']).all(): raise file_error(path, f"is_valid must be True or False, found {df.is_valid[~v.isin(['true', 'false', '1', '0'])].iloc[0]!r}")
+    return df[['image_id']].assign(is_valid=v.isin(['true', '1']).values)
 
 # %% ../nbs/api/05_data.ipynb #337b0351
 def apply_split(df:pd.DataFrame, # pairs from `find_pairs`
-                split_csv, # a split CSV (image_id, is_valid)
+                split_csv, # a split CSV (image_id, is_valid), or a K-fold CSV (image_id, fold)
+                fold:int|None=None, # of a K-fold CSV, the fold to validate on
                ) -> pd.DataFrame:
     "The rows of `df` named in `split_csv`, with its `is_valid` column."
-    df = df.merge(read_split(split_csv), on='image_id', how='inner')
+    df = df.merge(read_split(split_csv, fold), on='image_id', how='inner')
     if df.empty: raise file_error(split_csv, "none of its image_ids are in the dataset")
     return df
 
-def training_split(data_dir, # dataset folder
+def _masked(data_dir, df, masked_only:bool) -> pd.DataFrame:
+    "The rows of `df` with a mask, saying on stderr how many were left out; without `masked_only`, all or an error."
+    missing = df['mask'].isna()
+    if not missing.any(): return df
+    if not masked_only: raise file_error(df.image[missing].iloc[0], f"no mask for this image ({missing.sum()} images without masks; "
+                                         f"run skinseg check, or train on the {(~missing).sum()} with masks with --masked-only)")
+    if missing.all(): raise file_error(data_dir, f"none of its {len(df)} images has a mask")
+    print(f"{data_dir}: training on the {(~missing).sum()} images with masks; left out {missing.sum()} without (--masked-only)", file=sys.stderr)
+    return df[~missing].reset_index(drop=True)
+
+def training_split(data_dir, # dataset folder, or its `scan_dataset`
                    valid_pct:float=0.2, # validation share, split by lesion (when no `split_csv`)
                    seed:int=42, # random seed of the split and of `limit`'s sample
                    split_csv=None, # use this split instead
                    limit:int|None=None, # use only this many images, drawn at random
+                   fold:int|None=None, # with a K-fold `split_csv`: the fold to validate on (0..K-1)
+                   masked_only:bool=False, # train on the images with masks, leaving the others out (else they are an error)
                   ) -> pd.DataFrame:
-    "Pairs of `data_dir` with `is_valid`: from `split_csv`, or lesion-grouped; both sides non-empty."
+    "Pairs of `data_dir`, all with masks, with `is_valid`: from `split_csv` (fold `fold`), or lesion-grouped; both sides non-empty."
+    if fold is not None and not split_csv: raise SkinsegError(f"--fold {fold} needs --split: a K-fold CSV written by skinseg split --folds K")
     df = find_pairs(data_dir)
+    unmasked = int(df['mask'].isna().sum()) if masked_only else 0
+    if masked_only: df = _masked(data_dir, df, True)
     if limit: df = df.sample(n=min(limit, len(df)), random_state=seed).reset_index(drop=True)
-    df = apply_split(df, split_csv) if split_csv else split_pairs(df, valid_pct=valid_pct, seed=seed)
+    df = apply_split(df, split_csv, fold) if split_csv else split_pairs(df, valid_pct=valid_pct, seed=seed)
+    df = _masked(data_dir, df, False)
     if not df.is_valid.any() or df.is_valid.all(): raise file_error(data_dir, "the split needs both training and validation images")
+    df.attrs['unmasked'] = unmasked
     return df
 
 # %% ../nbs/api/05_data.ipynb #c57c8908
@@ -277,9 +404,9 @@ def check_dataset(data_dir, # dataset folder (any layout `find_pairs` knows), or
                  ) -> list:
     "Every problem found in `data_dir`, one `path: what is wrong` string each; empty when the set is clean."
     scan = scan_dataset(data_dir); images, masks, meta = scan.images, scan.masks, scan.meta
-    problems = _duplicates(images, lambda p: p.stem, 'image') + _duplicates(masks, mask_id, 'mask')
+    problems = _duplicates(images, lambda p: _image_id(p, scan.layout), 'image') + _duplicates(masks, mask_id, 'mask')
     if meta is not None:
-        problems += [f"{data_dir}: metadata lists image id {i} more than once" for i in meta.image_id[meta.image_id.duplicated()].unique()]
+        problems += [f"{scan.folder}: metadata lists image id {i} more than once" for i in meta.image_id[meta.image_id.duplicated()].unique()]
     df = find_pairs(scan)
     ids = set(df.image_id)
     problems += [f"{m}: mask without an image" for m in masks if mask_id(m) not in ids]
@@ -292,11 +419,12 @@ def check_dataset(data_dir, # dataset folder (any layout `find_pairs` knows), or
 
 # %% ../nbs/api/05_data.ipynb #ab3d2c25
 @call_parse
-def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, or images/ + masks/
+def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nnU-Net, or images/ + masks/ (or labels/)
                   workers:int=None, # reading threads (default: 2 per CPU)
                   quiet:bool=False, # no progress bar
                  ) -> int:
     "Check every image/mask pair of a dataset; print one line per problem. Exit status 1 if any were found."
+    check_count(workers, '--workers')
     scan = scan_dataset(data_dir)
     problems = check_dataset(scan, workers, progress=not quiet)
     for p in problems: print(p)
