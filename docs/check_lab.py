@@ -2,7 +2,7 @@
 """Check the first tutorial in a real browser: JupyterLab and headless Chromium run it as a user would.
 
 JupyterLab is started on 127.0.0.1 (a free port, a random token, no browser) with its own temporary runtime,
-config, data, IPython and TMPDIR folders, serving a temporary copy of `nbs/tutorials/` (the committed notebooks
+config, data, IPython and TMPDIR folders, serving a temporary copy of `nbs/` (the committed notebooks
 never change; the shared data is passed through `$SKINSEG_DATA` when there is some, else the tutorial uses its
 synthetic data). Headless Chromium, found and driven as in `docs/check_docs.py`, opens the notebook at
 `lab/tree/...`, runs JupyterLab's command `notebook:run-all-cells` with `SKINSEG_QUICK=1` set, and waits for the
@@ -143,8 +143,10 @@ def check_lab(notebook:Path=TUTORIALS/'01_explore.ipynb', out:Path=ROOT/'docs_ch
     name, problems = notebook.name, []
     home = Path(tempfile.mkdtemp(prefix='skinseg-lab-'))
     root = home/'root'
-    shutil.copytree(notebook.parent, root/notebook.parent.name, ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
-    path = f'{notebook.parent.name}/{name}'
+    # All of nbs/ (2 MB) for a notebook in it, so that its links and files relative to it work as in the repository
+    top = ROOT/'nbs' if (ROOT/'nbs') in notebook.parents else notebook.parent
+    shutil.copytree(top, root/top.name, ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_proc', '_docs'))
+    path = (Path(top.name)/notebook.relative_to(top)).as_posix()
     dirs = dict(JUPYTER_RUNTIME_DIR='runtime', JUPYTER_CONFIG_DIR='config', JUPYTER_DATA_DIR='data', IPYTHONDIR='ipython',
                 TMPDIR='tmp', MPLCONFIGDIR='mpl')
     for d in dirs.values(): (home/d).mkdir(exist_ok=True)

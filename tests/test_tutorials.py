@@ -5,8 +5,8 @@ working directory being its own folder; the outputs are discarded (the committed
 
 * `data`: in `nbs/tutorials/` itself, where the tutorials find the shared data (`../shared/data` above the
   repository, or `$SKINSEG_DATA`); skipped, with the reason, where there is none.
-* `nodata`: from a temporary copy of `nbs/tutorials/` with no `shared/data` above it and `$SKINSEG_DATA` an empty
-  folder, so the tutorials fall back to synthetic data; `PYTHONPATH` points at this repository.
+* `nodata`: in `tutorials/` of a temporary copy of `nbs/`, with no `shared/data` above it and `$SKINSEG_DATA` an
+  empty folder, so the tutorials fall back to synthetic data; `PYTHONPATH` points at this repository.
 
 A failing cell fails its test with the notebook, the cell and the error; the run times are printed at the end.
 Files the tutorials write into `nbs/tutorials/` are removed after the data pass (and listed). Jupyter's and
@@ -109,8 +109,8 @@ def data_pass(jupyter_env, request):
 def nodata_pass(jupyter_env):
     "The no-data pass: a copy of nbs/tutorials/ with no shared/data above it and $SKINSEG_DATA an empty folder."
     home, env = jupyter_env
-    copy = home/'repo'/'nbs'/'tutorials'
-    shutil.copytree(TUTORIALS, copy)
+    shutil.copytree(ROOT/'nbs', home/'repo'/'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_proc', '_docs'))
+    copy = home/'repo'/'nbs'/'tutorials'  # all of nbs/ (2 MB): links and files relative to the tutorials work
     found = shared_data_above(copy)
     assert found is None, f"the no-data copy {copy} has shared data above it ({found}): set TMPDIR to a folder outside it"
     (home/'no-data').mkdir()
