@@ -52,9 +52,13 @@ def read_sidebar(path:Path) -> list:
     return list(walk(yaml.safe_load(path.read_text())['website']['sidebar']['contents']))
 
 def expected_sidebar(nbs:Path) -> list:
-    "The order `nbdev-docs` gives the sidebar: index first, then the other notebooks by file name."
-    pages = sorted(p.name for p in nbs.iterdir() if re.search(NB_FILE_RE, p.name) and p.name[0] not in '_.')
-    return sorted(pages, key=lambda n: (not n.startswith('index.'), n))
+    """The order `nbdev-docs` gives the sidebar: folder by folder (`nbs/`, then its subfolders such as `tutorials/`),
+    in each the index first, then the other notebooks by file name."""
+    def pages(d:Path) -> list:
+        names = sorted(p.name for p in d.iterdir() if p.is_file() and re.search(NB_FILE_RE, p.name) and p.name[0] not in '_.')
+        return sorted(names, key=lambda n: (not n.startswith('index.'), n))
+    dirs = [nbs] + sorted(d for d in nbs.rglob('*') if d.is_dir() and not any(x[0] in '_.' for x in d.relative_to(nbs).parts))
+    return [(d.relative_to(nbs)/n).as_posix() for d in dirs for n in pages(d)]
 
 def _code_only(src:str) -> str:
     "Cell source without IPython magics and shell escapes, so that `ast` can parse it."

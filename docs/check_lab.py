@@ -124,8 +124,7 @@ OUTPUTS_JS = r"""
               stderr: outs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
                           .map(o => [].concat(o.text).join('').trim().split('\n').pop().slice(0, 160))});
   }
-  const dom = document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').length;
-  return {cells: res, dom_stderr: dom};
+  return {cells: res};
 })()
 """
 
@@ -176,9 +175,10 @@ def check_lab(notebook:Path=TUTORIALS/'01_explore.ipynb', out:Path=ROOT/'docs_ch
                 raise RuntimeError(f"the kernel did not become idle after starting (status {st['status']!r})")
             time.sleep(0.5)
         browser.eval(s, RUN_JS)
-        t_run, last = time.time(), None
+        t_run, seen = time.time(), set()
         while True:
             st = browser.eval(s, POLL_JS)
+            seen.add(st['status'])
             if st['done'] and st['status'] == 'idle': break
             if st['status'] == 'dead' or st['id'] != kernel_id:
                 problems.append(f"{name}: the kernel died or was restarted while running (status {st['status']!r})"); break
@@ -186,6 +186,8 @@ def check_lab(notebook:Path=TUTORIALS/'01_explore.ipynb', out:Path=ROOT/'docs_ch
                 problems.append(f"{name}: still running after {timeout:.0f} s (kernel {st['status']})"); break
             time.sleep(1)
         run_s = time.time() - t_run
+        if seen & {'restarting', 'autorestarting'}:
+            problems.append(f"{name}: the kernel restarted while running (did it die, e.g. out of memory?)")
         if st.get('error'): problems.append(f"{name}: run-all failed in JupyterLab: {st['error']}")
         res = browser.eval(s, OUTPUTS_JS)
         browser.screenshot(s, shot)
