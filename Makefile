@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TCMALLOC := $(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib64/libtcmalloc_minimal.so.4))
 export LD_PRELOAD := $(TCMALLOC)
 
-.PHONY: demo test venv check-sync nbtest pytest docs-check bench clean
+.PHONY: demo test venv check-sync nbtest pytest docs-check lab-check bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ demo: $(STAMP)
 # Every step writes its temporary files into one scratch TMPDIR that must hold no files at the end (empty
 # cache folders such as PyTorch's torchinductor_<user> may stay): leftovers once filled CI's disk ("No space
 # left on device"), so they fail a passing run. The folder goes either way (pytest keeps failed tests' files in it).
+# Jupyter's and IPython's own folders (profiles, runtime files, config) go to another temporary folder, removed
+# at the end, so that no run leaves ~/.ipython, ~/.jupyter or ~/.local/share/jupyter behind.
 test: $(STAMP)
-	@scratch=$$(mktemp -d -t skinseg-test.XXXXXX); \
-	TMPDIR=$$scratch $(MAKE) --no-print-directory check-sync nbtest pytest docs-check; rc=$$?; \
+	@scratch=$$(mktemp -d -t skinseg-test.XXXXXX); jhome=$$(mktemp -d -t skinseg-jupyter.XXXXXX); \
+	IPYTHONDIR=$$jhome/ipython JUPYTER_CONFIG_DIR=$$jhome/config JUPYTER_DATA_DIR=$$jhome/data \
+	JUPYTER_RUNTIME_DIR=$$jhome/runtime TMPDIR=$$scratch \
+	  $(MAKE) --no-print-directory check-sync nbtest pytest docs-check lab-check; rc=$$?; rm -rf $$jhome; \
 	left=$$(cd $$scratch && find . -type f | sed 's|^\./||' | sort | head -20); rm -rf $$scratch; \
 	if [ $$rc -eq 0 ] && [ -n "$$left" ]; then echo "ERROR: the tests left these files in TMPDIR:"; echo "$$left"; rc=1; fi; \
 	exit $$rc
@@ -49,6 +53,11 @@ pytest: $(STAMP)
 
 docs-check: $(STAMP)
 	$(BIN)/python docs/check_docs.py
+
+# The first tutorial run in JupyterLab in headless Chromium (screenshot in docs_check/, so after docs-check, which
+# empties that folder). The tutorials themselves run in a Jupyter kernel in `pytest` (tests/test_tutorials.py).
+lab-check: $(STAMP)
+	$(BIN)/python docs/check_lab.py
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -69,3 +69,10 @@ def write_bad_images(folder:Path, good:np.ndarray) -> dict:
     (folder/'header only.png').write_bytes(b'\x89PNG\r\n\x1a\n')
     return {'empty.jpg': 'empty', 'truncated.jpg': 'truncated', 'notes.jpg': 'not an image',
             'header only.png': ''}
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    "The tutorials' run times (tests/test_tutorials.py), in the order they ran."
+    lines = getattr(config, '_skinseg_tutorial_times', [])
+    if lines:
+        terminalreporter.section('tutorial run times')
+        for line in lines: terminalreporter.write_line(line)

@@ -101,6 +101,9 @@ def test_sidebar_order(tmp_path):
     for f in ['model_card.ipynb', '10_explore.ipynb', 'index.ipynb', '00_core.ipynb', 'nbdev.yml', 'styles.css', '_hidden.ipynb']:
         (tmp_path/f).touch()
     assert check_docs.expected_sidebar(tmp_path) == ['index.ipynb', '00_core.ipynb', '10_explore.ipynb', 'model_card.ipynb']
+    for f in ['tutorials/02_b.ipynb', 'tutorials/01_a.ipynb', '.ipynb_checkpoints/x.ipynb', '_proc/y.ipynb']:
+        (tmp_path/f).parent.mkdir(exist_ok=True); (tmp_path/f).touch()
+    assert check_docs.expected_sidebar(tmp_path)[-3:] == ['model_card.ipynb', 'tutorials/01_a.ipynb', 'tutorials/02_b.ipynb']
 
 def test_committed_sidebar_lists_every_notebook():
     nbs = ROOT/'nbs'
