@@ -12,8 +12,9 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 
 # %% auto #0
 __all__ = ['CHECKPOINT_NAME', 'SCHEDULES', 'CEDiceLoss', 'BF16Autocast', 'ChannelsLast', 'checkpoint_state', 'save_checkpoint',
-           'read_checkpoint', 'load_checkpoint', 'TrainTracker', 'ResumableCSVLogger', 'model_for_training',
-           'seg_learner', 'check_train_options', 'train', 'skinseg_train']
+           'read_checkpoint', 'load_checkpoint', 'TrainTracker', 'ResumableCSVLogger', 'format_epoch', 'show_progress',
+           'hub_unreachable', 'quiet_hub', 'model_for_training', 'seg_learner', 'check_train_options', 'train',
+           'skinseg_train']
 
 # %% ../nbs/api/09_train.ipynb #5b726023
 from .basics import *
@@ -22,7 +23,8 @@ from .data import training_split
 from .loaders import seg_dataloaders
 from .metrics import seg_metrics
 from fastcore.script import call_parse
-import sys, json, random, time, warnings
+import os, sys, json, random, socket, time, warnings, logging
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +39,8 @@ from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.schedule import *  # patches fit_one_cycle / fit_flat_cos onto Learner
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed, rank_distrib, num_distrib
+from fastcore.basics import noop
+from fastcore.imports import in_notebook
 from fastai.distributed import DistributedDL  # importing it patches distrib_ctx onto Learner
 
 # %% ../nbs/api/09_train.ipynb #3e7a868d
@@ -180,16 +184,60 @@ class ResumableCSVLogger(CSVLogger):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
         super()._write_line(log)
 
+# %% ../nbs/api/09_train.ipynb #5d1e0a02
+def format_epoch(names:list, # the recorder's metric names: epoch, losses, metrics, time
+                 log:list, # one epoch's values, in the same order
+                 n_epoch:int, # epochs in the run
+                ) -> str:
+    "One plain line for an epoch: `epoch 1/5: train_loss 0.6931, ..., time 00:12`."
+    row = dict(zip(names, log))
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, (float, np.floating)) else str(v)
+    return f"epoch {int(row.pop('epoch', 0)) + 1}/{n_epoch}: " + ', '.join(f"{k} {fmt(v)}" for k, v in row.items())
+
+# %% ../nbs/api/09_train.ipynb #5d1e0a04
+def show_progress(learn, # the learner about to be fitted
+                  n_epoch:int, # epochs in the run
+                  progress:bool|None=None, # progress bars; None: on a terminal or in a notebook only
+                  quiet:bool=False, # print nothing per epoch
+                 ):
+    "Set how `learn` reports epochs: fastai's bars, one plain line per epoch (`format_epoch`), or nothing."
+    bars = (sys.stdout.isatty() or in_notebook()) if progress is None else progress
+    if bars and not quiet: return learn
+    learn.remove_cb(ProgressCallback)
+    def line(log): print(format_epoch(learn.recorder.metric_names, log, n_epoch), flush=True)
+    learn.logger = noop if quiet or rank_distrib() != 0 else line
+    return learn
+
+# %% ../nbs/api/09_train.ipynb #7c1a2e90
+def hub_unreachable() -> bool:
+    "Whether the Hugging Face Hub's host name cannot be resolved and no proxy is set: a download can only fail."
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return False
+    from urllib.parse import urlparse
+    from huggingface_hub import constants
+    try: socket.getaddrinfo(urlparse(constants.ENDPOINT).hostname, 443); return False
+    except (OSError, UnicodeError): return True
+
+@contextmanager
+def quiet_hub(offline:bool=False, # put the Hub client in offline mode (cached files only)
+             ):
+    "Within the block: no Hugging Face Hub retry lines on the console; cached files only when `offline`."
+    from huggingface_hub import constants
+    log = logging.getLogger('huggingface_hub')
+    old = constants.HF_HUB_OFFLINE, log.level
+    constants.HF_HUB_OFFLINE = old[0] or offline; log.setLevel(logging.ERROR)
+    try: yield
+    finally: constants.HF_HUB_OFFLINE, _ = old; log.setLevel(old[1])
+
 # %% ../nbs/api/09_train.ipynb #8a0cd2a1
 def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256), encoder='resnet34') -> tuple:
-    "`(model, how the encoder was initialised)`, falling back to random init with a warning when the download fails."
+    "`(model, how the encoder was initialised)`, falling back to random init with one warning when the download fails."
     build = partial(build_model, arch, encoder, size=size)
     if weights is not None: return build(weights=weights), f'ImageNet weights from {weights}'
     if not pretrained: return build(), 'random (no pretraining requested)'
-    try: return build(pretrained=True), 'ImageNet (downloaded)'
+    try:
+        with quiet_hub(offline=hub_unreachable()): return build(pretrained=True), 'ImageNet (downloaded)'
     except SkinsegError as e:
-        msg = f"WARNING: ImageNet weights unavailable, training from scratch. {e}"
-        warnings.warn(msg); print(msg, file=sys.stderr)
+        warnings.warn(f"ImageNet weights unavailable, training from scratch: {e}", stacklevel=2)
         return build(), 'random (ImageNet download failed)'
 
 def seg_learner(dls, # fastai DataLoaders from `skinseg.data.seg_dataloaders`
@@ -218,10 +266,17 @@ def _patch_cpu_broadcast():
     DistributedDL._broadcast, DistributedDL._skinseg_patched = _broadcast, True
 
 # %% ../nbs/api/09_train.ipynb #a1f2a477
-def check_train_options(out, epochs:int, bs:int, size, schedule:str) -> tuple:
+def check_train_options(out, epochs:int, bs:int, size, schedule:str, lr:float=1e-3, valid_pct:float=0.2, split_csv=None,
+                        fold:int|None=None, limit:int|None=None, seed:int=42, threads:int|None=None, num_workers:int=0) -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
-    check_count(epochs, '--epochs'); check_count(bs, '--bs')
+    check_count(epochs, '--epochs'); check_count(bs, '--bs'); check_count(limit, '--limit'); check_count(threads, '--threads')
+    if not (isinstance(lr, (int, float)) and 0 < lr < float('inf')): raise SkinsegError(f"--lr must be a number above 0, got {lr!r}")
+    if not 0 < valid_pct < 1: raise SkinsegError(f"--valid-pct must be between 0 and 1 (a share, e.g. 0.2), got {valid_pct!r}")
+    if fold is not None and (not is_whole(fold) or fold < 0): raise SkinsegError(f"--fold must be a whole number of at least 0, got {fold!r}")
+    if fold is not None and split_csv is None: raise SkinsegError("--fold needs --split FOLDS.CSV (from `skinseg split DATA --folds K`)")
+    if not is_whole(seed) or not 0 <= seed < 2**32: raise SkinsegError(f"--seed must be a whole number from 0 to 2**32-1, got {seed!r}")
+    if not is_whole(num_workers) or num_workers < 0: raise SkinsegError(f"--num-workers must be a whole number of at least 0, got {num_workers!r}")
     size = tuple(size)
     if not is_input_size(size * 2 if len(size) == 1 else size):
         raise SkinsegError(f"--size takes HEIGHT WIDTH (or one number), each a multiple of 32 (the U-Net halves it 5 times), "
@@ -243,7 +298,9 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
           seed:int=42, # seed for the split, initialisation and data order
           schedule:str='one_cycle', # 'one_cycle' (cosine warm-up then anneal) or 'flat_cos'
           valid_pct:float=0.2, # validation share, split by lesion
-          split_csv:str|None=None, # use this split (image_id, is_valid) instead
+          split_csv:str|None=None, # use this split (image_id, is_valid; or image_id, fold with `fold`) instead
+          fold:int|None=None, # with a fold CSV (`skinseg split --folds K`): this fold is validation, the others train
+          masked_only:bool=False, # train on the images that have a mask, leaving out (and counting) those without
           resume:bool=False, # continue from out/checkpoint.safetensors
           limit:int|None=None, # use only this many images (quick runs)
           wd:float=0., # decoupled weight decay
@@ -251,7 +308,8 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
           channels_last:bool=True, # NHWC memory layout (measured faster with bf16 on CPU)
           num_workers:int=0, # DataLoader worker processes
           threads:int|None=None, # CPU threads for PyTorch (None: its default, one per core)
-          progress:bool=True, # show fastai's progress bars
+          progress:bool|None=None, # fastai's progress bars; None: on a terminal or in a notebook, else one line per epoch
+          quiet:bool=False, # print nothing per epoch
          ) -> Learner:
     "Train the U-Net, writing log, checkpoint and best model to `out`; resumable with `resume=True`."
     out = Path(out)
@@ -261,32 +319,37 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
         run = meta['config']['training']['run']
         data_dir, epochs, bs, lr, size, arch, encoder, seed, schedule, wd = (run[k] for k in
             ('data_dir', 'epochs', 'bs', 'lr', 'size', 'arch', 'encoder', 'seed', 'schedule', 'wd'))
-        split_csv, limit, bf16, channels_last = out/'split.csv', None, run['bf16'], run['channels_last']
+        split_csv, fold, limit, bf16, channels_last = out/'split.csv', None, None, run['bf16'], run['channels_last']
+        masked_only = run.get('masked_only', False)
         start_epoch, best, history = meta['epoch'], meta['best'], meta['history']
-        if start_epoch >= epochs: print(f"{out/CHECKPOINT_NAME}: all {epochs} epochs already done"); return None
-    size = check_train_options(out, epochs, bs, size, schedule)
+        if start_epoch >= epochs:
+            if not quiet: print(f"{out/CHECKPOINT_NAME}: all {epochs} epochs already done")
+            return None
+    size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers)
     if bf16 is None: bf16 = bf16_supported('cuda' if torch.cuda.is_available() else 'cpu')
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
-    df = training_split(data_dir, valid_pct, seed, split_csv, limit)
+    df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
     dls = seg_dataloaders(df, size=size, bs=bs, num_workers=num_workers, seed=seed)
     if resume: model, init = build_model(arch, encoder, size=size), meta['config']['training']['encoder_init']
     else: model, init = model_for_training(arch, pretrained, weights, size, encoder)
     learn = seg_learner(dls, model, lr=lr, wd=wd, bf16=bf16, channels_last=channels_last, path=out)
-    if not progress: learn.remove_cb(ProgressCallback)
+    show_progress(learn, epochs, progress, quiet)
     distributed = num_distrib() > 1
     if rank_distrib() == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not resume: df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(out/'split.csv', index=False)
     config = meta['config'] if resume else default_config(
-        arch=arch, encoder=encoder, input_size=list(size), training=dict(
+        arch=arch, encoder=encoder, input_size=list(size), fov=True, training=dict(
             data=str(data_dir), n_train=int((~df.is_valid).sum()), n_valid=int(df.is_valid.sum()),
-            split='out/split.csv: ' + (f'from {split_csv}' if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
+            split='out/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
+                                       if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
+            fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, epochs=epochs, loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
             threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
             run=dict(data_dir=str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
-                     schedule=schedule, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last))))
+                     schedule=schedule, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only)))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs.append(ResumableCSVLogger('log.csv', start_epoch))
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
@@ -317,16 +380,20 @@ def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + 
                   seed:int=42, # random seed (split, init, data order)
                   schedule:str='one_cycle', # one_cycle or flat_cos
                   valid_pct:float=0.2, # validation share, split by lesion
-                  split:str=None, # split CSV (image_id, is_valid) to use instead of a new split
+                  split:str=None, # split CSV (image_id, is_valid) to use instead of a new split, or a fold CSV with --fold
+                  fold:int=None, # with a fold CSV from `skinseg split --folds K`: fold K is validation, the others train
+                  masked_only:bool=False, # train on the images that have a mask; say how many were left out
                   resume:bool=False, # continue the run in --out from its checkpoint
                   limit:int=None, # use only this many images
                   bf16:str='auto', # bfloat16 autocast: auto, on or off
                   channels_last:bool=True, # NHWC memory layout; --no-channels-last turns it off
                   num_workers:int=0, # DataLoader worker processes
                   threads:int=None, # CPU threads for PyTorch (default: one per core)
+                  quiet:bool=False, # no progress bars or per-epoch lines (warnings and errors still go to stderr)
                  ):
     "Train the ResNet-34 U-Net on a dataset folder; checkpoints every epoch, --resume after a crash."
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
     train(data_dir, out, epochs=epochs, bs=bs, lr=lr, size=tuple(size), arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
-          seed=seed, schedule=schedule, valid_pct=valid_pct, split_csv=split, resume=resume, limit=limit,
-          bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers, threads=threads)
+          seed=seed, schedule=schedule, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume,
+          limit=limit, bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers,
+          threads=threads, quiet=quiet)
