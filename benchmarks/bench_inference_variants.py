@@ -29,7 +29,7 @@ def lesion_softmax(logits): return logits.float().softmax(1)[:, 1]
 
 def variants(model, x_example, tmp):
     "name -> function from a contiguous NCHW float batch to the `(B, h, w)` lesion probability."
-    from skinseg.export import import_onnxruntime
+    from skinseg.model import import_onnxruntime
     ort = import_onnxruntime()
     model_cl = copy.deepcopy(model).to(memory_format=CL)
     def eager(m, cl=False, bf16=False):

@@ -43,14 +43,14 @@ def model_folder(model_dir, size):
 
 def model_predict_runs(folder):
     "`(model, config)` exactly as predict runs a model folder: the bf16 copy with BatchNorms folded in where bf16 is native."
-    net, cfg, _ = core._inference_model(folder, 'cpu', BF16)
+    net, cfg, _ = core.inference_model(folder, 'cpu', BF16)
     return net, cfg
 
 def _normalise(resized, cfg):
     "The float batch predict feeds the model, from uint8 arrays at the input size."
-    return core._to_batch(resized, cfg['mean'], cfg['std'])
+    return core.to_batch(resized, cfg['mean'], cfg['std'])
 
-_load_resized, _full_size = core._load_resized, lambda p, hw, thr: core._full_size(p, hw, thr)[0]
+_load_resized, _full_size = core.load_resized, lambda p, hw, thr: core.prob_to_mask(p, hw, thr)[0]
 
 def stage_times(items, model_cfg, bs):
     "Seconds each stage of `predict` takes on `items`, run one stage after the other, all but the forward in one thread."
