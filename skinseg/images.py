@@ -2,8 +2,10 @@
 
 How skinseg reads what users give it, answered once for every command. `read_image` decodes any image file
 (JPEG, PNG, BMP, TIFF; RGB, grayscale, palette, RGBA, CMYK, 16-bit; EXIF-rotated) to an `HxWx3` uint8 RGB array
-in display orientation, and `as_rgb_array` does the same for PIL images and numpy arrays. `read_mask` reads a
-lesion mask and `binarize_mask` turns it into a boolean lesion mask. `is_image_file`, `is_mask_file` and `mask_id`
+in display orientation, and `as_rgb_array` does the same for PIL images and numpy arrays (16-bit values keep their
+high byte, for files and arrays alike). `read_mask` reads a lesion mask file (grey, 0/1, palette or colour) as
+its levels and `binarize_mask` turns a mask array (those levels, a boolean mask or a probability map) into a
+boolean lesion mask; what is ambiguous is refused with a `SkinsegError`, never guessed. `is_image_file`, `is_mask_file` and `mask_id`
 are the one rule for which files are images, which are masks and which image a mask belongs to; `find_images`
 applies it to folders. An unreadable file raises a `SkinsegError` that names it.
 
@@ -46,12 +48,17 @@ def _decode(path, draft:tuple|None=None):
     return ImageOps.exif_transpose(img), full
 
 # %% ../nbs/api/01_images.ipynb #5593058b
+def _high_byte(a:np.ndarray) -> np.ndarray:
+    "16-bit values (0..65535) as 8-bit ones: their high byte, `v >> 8`, as PIL decodes 16-bit RGB files."
+    return (np.clip(a, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
+
 def _to_uint8(img:Image.Image):
-    "Scale 16-bit and float PIL images to 8 bits; leave others alone."
+    "16-bit PIL images by their high byte, float ones from [0, 1] (else 0..255) to 8 bits; others as they are."
     if img.mode not in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): return img
-    a = np.asarray(img, dtype=np.float32)
-    top = 65535. if img.mode != 'F' and a.max() > 255 else max(float(a.max()), 1.) if img.mode == 'F' else 255.
-    return Image.fromarray(np.clip(a / top * 255, 0, 255).round().astype(np.uint8))
+    a = np.asarray(img)
+    if img.mode != 'F': return Image.fromarray(_high_byte(a))
+    a = np.nan_to_num(a.astype(np.float32))
+    return Image.fromarray(np.clip(a * 255 if a.max(initial=0) <= 1 else a, 0, 255).round().astype(np.uint8))
 
 def open_image(path, # image file
                draft:tuple|None=None, # a JPEG may be decoded at a reduced scale down to this (long side, short side)
@@ -73,11 +80,11 @@ def display_hw(path) -> tuple:
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4
 def as_rgb_array(image, name:str='image') -> np.ndarray:
-    "An `HxWx3` uint8 array from a path, PIL image or numpy array (RGB, grayscale or RGBA)."
+    "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA)."
     if isinstance(image, (str, Path)): return read_image(image)
     if isinstance(image, Image.Image): return np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
     a = np.asarray(image)
-    if a.dtype == np.uint16: a = (a / 257).round().astype(np.uint8)
+    if a.dtype == np.uint16: a = _high_byte(a)  # the 16-bit rule, as for files
     if a.dtype != np.uint8: raise SkinsegError(f"{name}: expected a uint8 (or uint16) array, got {a.dtype}")
     if a.ndim == 2: a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 1:
@@ -85,15 +92,82 @@ def as_rgb_array(image, name:str='image') -> np.ndarray:
     return np.ascontiguousarray(np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3])
 
 # %% ../nbs/api/01_images.ipynb #7dd000f2
-def read_mask(path) -> np.ndarray:
-    "Read a mask file as an `HxW` uint8 array of its stored levels."
-    img = _to_uint8(_decode(path)[0])
-    return np.asarray(img.convert('L') if img.mode != 'L' else img)
+def _shown(vals, n=6) -> str: return ', '.join(map(str, list(vals)[:n])) + (', ...' if len(vals) > n else '')
 
-def binarize_mask(mask:np.ndarray) -> np.ndarray:
-    "Boolean lesion mask: values above 128 (ISIC rule), or above 0 when the mask only holds 0 and 1."
-    mask = np.asarray(mask)
-    return mask > (0 if mask.max(initial=0) <= 1 else 128)
+def _grey_lesion(a:np.ndarray):
+    "`(boolean lesion mask, None)` of uint8 grey levels by the mask rule, or `(None, why it is refused)`."
+    counts = np.bincount(a.ravel(), minlength=256)
+    levels = np.flatnonzero(counts)
+    if set(levels.tolist()) <= {0, 1}: return a == 1, None
+    if len(levels[levels > 0]) == 1: return a == levels[-1], None
+    if not counts[129:].any():
+        return None, f"not a binary mask: {len(levels)} values ({_shown(levels)}), none above 128 (a label map?); expected two levels, 0 and 255"
+    grey = counts[32:224].sum() / a.size
+    if grey > 0.05:
+        return None, f"not a binary mask: {len(levels)} values ({_shown(levels)}), {grey:.0%} of pixels grey (32..223); expected two levels, 0 and 255"
+    return a > 128, None
+
+def _palette_levels(img:Image.Image):
+    "`(uint8 levels, None)` of a palette mask by the mask rule, or `(None, why it is refused)`."
+    idx = np.asarray(img)
+    used = np.flatnonzero(np.bincount(idx.ravel(), minlength=256))
+    pal = np.array(img.getpalette() or [], np.uint8).reshape(-1, 3)
+    pal = np.vstack([pal, np.zeros((256 - len(pal), 3), np.uint8)]) if len(pal) < 256 else pal
+    if (pal[used] == pal[used, :1]).all(): return pal[:, 0][idx], None  # a grey palette: its grey levels
+    labels = used[used > 0].tolist()
+    if 255 in labels and len(labels) > 1:
+        return None, f"palette mask uses index 255 (VOC 'void', the unsure border) beside lesion index {labels[0]}: skinseg has no ignore label; relabel 255 as lesion or background"
+    if len(labels) > 1: return None, f"palette mask has {len(labels)} non-zero labels ({_shown(labels)}): expected background 0 and one lesion label"
+    return np.where(idx > 0, 255, 0).astype(np.uint8), None
+
+def _colour_levels(img:Image.Image):
+    "`(uint8 levels, None)` of an RGB(A) mask by the mask rule, or `(None, why it is refused)`."
+    if 'A' in img.mode or img.mode == 'PA' or 'transparency' in img.info:
+        rgba = np.asarray(img.convert('RGBA')).astype(np.uint16)
+        rgb = (rgba[..., :3] * rgba[..., 3:] / 255).round().astype(np.uint8)  # over black
+    else: rgb = np.asarray(img.convert('RGB'))
+    c = rgb.astype(np.int16)
+    if np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= 8 and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= 8:
+        return np.asarray(Image.fromarray(rgb).convert('L')), None  # grey, maybe with JPEG colour noise
+    code = (c[..., 0].astype(np.int32) << 16) | (c[..., 1].astype(np.int32) << 8) | c[..., 2]
+    colours = np.unique(code[code > 0])
+    if len(colours) > 1:
+        shown = _shown([f'#{v:06x}' for v in colours[:4]], 3)
+        return None, f"colour mask with {len(colours)} colours ({shown}): expected one lesion colour on black"
+    return np.where(code > 0, 255, 0).astype(np.uint8), None
+
+def _wide_levels(img:Image.Image) -> np.ndarray:
+    "uint8 levels of a 16-bit, 32-bit or float mask: whole values 0..255 as they are (labels), others by the image rule."
+    a = np.nan_to_num(np.asarray(img).astype(np.float64))
+    if a.size and a.min() >= 0 and a.max() <= 255 and (a == a.round()).all(): return a.astype(np.uint8)
+    return np.asarray(_to_uint8(img))
+
+def read_mask(path) -> np.ndarray:
+    "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
+    img = _decode(path)[0]
+    if img.mode == 'P' and 'transparency' not in img.info: a, why = _palette_levels(img)
+    elif img.mode in ('L', '1'): a, why = np.asarray(img.convert('L')), None
+    elif img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): a, why = _wide_levels(img), None
+    else: a, why = _colour_levels(img)
+    if why is None: why = _grey_lesion(a)[1]
+    if why is not None: raise file_error(path, why)
+    return a
+
+def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
+                  name:str='mask', # what to call it in an error
+                 ) -> np.ndarray:
+    "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5."
+    a = np.asarray(mask)
+    if a.dtype == bool: return a
+    if a.dtype.kind == 'f':
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0., 0.)
+        if not (0 <= lo and hi <= 1): raise SkinsegError(f"{name}: a float mask is a probability map and must lie in [0, 1], got {lo:g}..{hi:g}")
+        return a > 0.5
+    if a.dtype.kind not in 'iu': raise SkinsegError(f"{name}: expected a bool, integer or float mask, got {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() > 255): raise SkinsegError(f"{name}: integer mask levels must be 0..255, got {a.min()}..{a.max()}")
+    lesion, why = _grey_lesion(a.astype(np.uint8))
+    if why is not None: raise SkinsegError(f"{name}: {why}")
+    return lesion
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')

@@ -4,7 +4,8 @@ How skinseg scores a mask against the ground truth, answered in one place. `mask
 IoU (Jaccard) and the ISIC score (threshold Jaccard: IoU counted as 0 below 0.65) for a batch of mask pairs;
 `per_image_scores` does it for lists of files, arrays or `LesionMask`s; `summarize_scores` averages them and pools
 the pixels for the global IoU. `seg_metrics` are the same scores as fastai metrics for training, and
-`evaluate_dirs` / `skinseg evaluate` score a folder of predicted masks.
+`evaluate_dirs` / `skinseg evaluate` score a folder of predicted masks, pairing them with the ground truth by image
+id as the official ISIC scorer does, and report the median area ratio (predicted / true lesion area) too.
 
 Docs: https://skinseg.github.io/skinseg/api/metrics.html.md"""
 
@@ -18,25 +19,27 @@ __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_score
 from .basics import *
 from .images import *
 from .data import find_pairs, read_split
-import json, math
+import json, math, re, sys
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 # %% ../nbs/api/08_metrics.ipynb #802008dd
 ISIC_THRESHOLD = 0.65
 
-def _as_bool_batch(m) -> torch.Tensor:
-    "A `(B, H, W)` bool tensor from bool/0-1/0-255 masks (numpy or torch)."
-    if isinstance(m, np.ndarray): m = torch.from_numpy(binarize_mask(m) if m.dtype != bool else m)
-    m = torch.as_tensor(m)
-    if m.dtype != torch.bool: m = m > (0 if m.max() <= 1 else 128)
-    return m[None] if m.ndim == 2 else m
+def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
+    "A `(B, H, W)` bool tensor from masks (numpy or torch) by the mask rule of `binarize_mask`, image by image."
+    if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
+    if isinstance(m, torch.Tensor): m = (m.float() if m.is_floating_point() else m).detach().cpu().numpy()
+    a = np.asarray(m)
+    if a.dtype != bool: a = np.stack([binarize_mask(x, name) for x in (a[None] if a.ndim == 2 else a)]) if a.ndim in (2, 3) else binarize_mask(a, name)
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t[None] if t.ndim == 2 else t
 
-def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, 0/1 or 0/255
+def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, or probabilities in [0, 1]
                 targ, # ground-truth masks of the same shape
                ) -> dict:
-    "Per-image intersection, union, Dice, IoU and ISIC score of a batch of mask pairs."
-    p, t = _as_bool_batch(pred), _as_bool_batch(targ)
+    "Per-image intersection, union, pixel counts, Dice, IoU, ISIC score and area ratio (pred/true) of mask pairs."
+    p, t = _as_bool_batch(pred, 'prediction'), _as_bool_batch(targ, 'ground truth')
     if p.shape != t.shape: raise SkinsegError(f"prediction shape {tuple(p.shape)} differs from ground truth {tuple(t.shape)}")
     p, t = p.flatten(1), t.flatten(1)
     inter, union = (p & t).sum(1).double(), (p | t).sum(1).double()
@@ -45,15 +48,21 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, 0/1 or 0/
     iou = torch.where(empty, 1., inter / union.clamp(min=1))
     dice = torch.where(empty, 1., 2 * inter / total.clamp(min=1))
     isic = torch.where(iou >= ISIC_THRESHOLD, iou, 0.)
-    return dict(inter=inter, union=union, pred_px=p.sum(1).double(), gt_px=t.sum(1).double(), dice=dice, iou=iou, isic=isic)
+    pred_px, gt_px = p.sum(1).double(), t.sum(1).double()
+    ratio = torch.where(gt_px > 0, pred_px / gt_px.clamp(min=1), torch.where(pred_px > 0, math.inf, 1.))
+    return dict(inter=inter, union=union, pred_px=pred_px, gt_px=gt_px, dice=dice, iou=iou, isic=isic, area_ratio=ratio)
 
 # %% ../nbs/api/08_metrics.ipynb #f5d55ccb
 def summarize_scores(scores:dict) -> dict:
-    "Per-image means of Dice, IoU and ISIC score, the image count, and the pixel-pooled (global) IoU."
+    "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio."
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
-    return dict(n=n, dice=mean('dice'), iou=mean('iou'), isic=mean('isic'), global_iou=inter / union if union else 1.)
+    r = dict(n=n, dice=mean('dice'), iou=mean('iou'), isic=mean('isic'), global_iou=inter / union if union else 1.)
+    if 'area_ratio' in scores:
+        med = float(np.median(torch.as_tensor(scores['area_ratio']).double().numpy())) if n else math.nan
+        r['median_area_ratio'] = med if math.isfinite(med) else None  # infinite (most truths empty): no number
+    return r
 
 # %% ../nbs/api/08_metrics.ipynb #fcda7077
 def per_image_scores(gts:list, # ground-truth masks: paths or arrays
@@ -117,12 +126,33 @@ def seg_metrics() -> list:
     return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('isic'), GlobalIoU()]
 
 # %% ../nbs/api/08_metrics.ipynb #59e9bd14
-def _gt_masks(gt_dir:Path) -> dict:
-    "`{image_id: mask path}` from a dataset folder (via `find_pairs`) or a plain folder of mask PNGs."
+def _gt_masks(gt_dir:Path) -> tuple:
+    "`({image_id: mask path}, ids of images without a mask)` of a dataset folder (`find_pairs`) or a plain mask folder."
     masks = [p for p in sorted(gt_dir.iterdir()) if p.is_file() and is_mask_file(p)]
-    if masks: return {mask_id(p): p for p in masks}
+    if masks: return {mask_id(p): p for p in masks}, []
     df = find_pairs(gt_dir)
-    return dict(zip(df.image_id, map(Path, df['mask'])))
+    has = df['mask'].notna()
+    return dict(zip(df.image_id[has], map(Path, df['mask'][has]))), df.image_id[~has].tolist()
+
+_PRED_SUFFIX = re.compile(r'_pred(iction)?$', re.IGNORECASE)
+_ISIC_ID = re.compile(r'ISIC_([0-9]{7})$')
+
+def _pred_id(path) -> str: return mask_id(_PRED_SUFFIX.sub('', Path(path).stem))
+
+def _pred_files(pred_dir:Path, ids:list) -> dict:
+    "`{image_id: prediction path}` for `ids`, paired by image id as the ISIC scorer pairs them; missing ids left out."
+    files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p))
+    by_id = {}
+    for p in files: by_id.setdefault(_pred_id(p), []).append(p)
+    out = {}
+    for i in ids:
+        found = by_id.get(i)
+        if not found:
+            key = _ISIC_ID.search(i).group(1) if _ISIC_ID.search(i) else i
+            found = [p for p in files if key in p.stem]
+        if len(found) > 1: raise file_error(pred_dir, f"{len(found)} predictions for {i}: {', '.join(p.name for p in found[:3])}")
+        if found: out[i] = found[0]
+    return out
 
 def _read_binary(path) -> np.ndarray: return binarize_mask(read_mask(path))
 
@@ -132,41 +162,55 @@ def _split_ids(split_csv) -> list:
     return df.image_id[df.is_valid].tolist()
 
 # %% ../nbs/api/08_metrics.ipynb #0a47890a
+def _check_dirs(gt_dir:Path, pred_dir:Path):
+    "Raise a `SkinsegError` unless both folders exist and are folders."
+    for d in (gt_dir, pred_dir):
+        if not d.exists(): raise file_error(d, "folder not found")
+        if not d.is_dir(): raise file_error(d, "not a folder")
+
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
-                  pred_dir:str|Path, # folder of `<image_id>_segmentation.png` predictions
+                  pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)
                   out_csv:str|Path|None=None, # where to write the per-image scores
-                  ids:list|None=None, # only these image ids (default: every ground-truth mask)
+                  ids:list|None=None, # only these image ids (default: every image with a ground-truth mask)
                  ) -> tuple:
     "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`."
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
-    for d in (gt_dir, pred_dir):
-        if not d.is_dir(): raise file_error(d, "folder not found")
-    gts = _gt_masks(gt_dir)
+    _check_dirs(gt_dir, pred_dir)
+    gts, without = _gt_masks(gt_dir)
     if ids is not None:
         unknown = [i for i in ids if i not in gts]
         if unknown: raise file_error(gt_dir, f"no ground-truth mask for {len(unknown)} requested images, e.g. {unknown[0]}")
-        gts = {i: gts[i] for i in ids}
-    if not gts: raise file_error(gt_dir, "no ground-truth masks found")
+        gts, without = {i: gts[i] for i in ids}, [i for i in without if i in set(ids)]
+    if not gts: raise file_error(gt_dir, "no ground-truth masks found" + (f" ({len(without)} images without one)" if without else ""))
+    preds = _pred_files(pred_dir, list(gts))
     rows = []
     for image_id, gpath in gts.items():
-        ppath = pred_dir/f'{image_id}_segmentation.png'
-        if not ppath.is_file(): raise file_error(ppath, f"prediction missing for {image_id}")
+        if image_id not in preds: raise file_error(pred_dir/f'{image_id}_segmentation.png', f"prediction missing for {image_id}")
+        ppath = preds[image_id]
         g, p = _read_binary(gpath), _read_binary(ppath)
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
-    df = pd.DataFrame(rows)[['image_id', 'dice', 'iou', 'isic', 'inter', 'union', 'pred_px', 'gt_px']]
+    cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
+    df = pd.DataFrame(rows)[cols]
     if out_csv is not None: Path(out_csv).parent.mkdir(parents=True, exist_ok=True); df.to_csv(out_csv, index=False)
-    return summarize_scores({k: torch.tensor(df[k].values) for k in ('dice', 'iou', 'isic', 'inter', 'union')}), df
+    summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
+    return summary | (dict(without_ground_truth=len(without)) if without else {}), df
 
 # %% ../nbs/api/08_metrics.ipynb #5ee11bc7
 from fastcore.script import call_parse
 
 @call_parse
-def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000 layout, images/+masks/) or a folder of ground-truth mask PNGs
-                     pred_dir:str, # folder of predicted `<image_id>_segmentation.png` masks
+def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images/+masks/) or a folder of ground-truth masks
+                     pred_dir:str, # folder of predicted masks (`<image_id>_segmentation.png`, or any ISIC-style name)
                      csv:str='scores.csv', # per-image scores are written here
                      split:str=None, # a split CSV (image_id, is_valid): score only its validation images
                     ):
-    "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, and global IoU."
-    summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, ids=_split_ids(split) if split else None)
+    "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, area ratio; global IoU."
+    _check_dirs(Path(gt_dir), Path(pred_dir))
+    if Path(csv).is_dir(): raise file_error(csv, "is a folder; --csv needs a file name")
+    ids = _split_ids(split) if split else None
+    summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, ids=ids)
+    if summary.get('without_ground_truth'):
+        n = summary['without_ground_truth']
+        print(f"skinseg evaluate: {n} image{'s' if n > 1 else ''} without ground truth left out (not scored)", file=sys.stderr)
     print(json.dumps(summary | dict(per_image_csv=str(csv)), indent=2))

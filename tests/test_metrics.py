@@ -36,3 +36,80 @@ def test_cli_prints_json_and_writes_csv(folders, tmp_path):
     (folders[1]/'ISIC_1_segmentation.png').unlink()
     r = subprocess.run([SKINSEG, 'evaluate', *map(str, folders)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and 'ISIC_1_segmentation.png: prediction missing' in r.stderr
+
+# ## Issue 14: real users' ground-truth folders (cases 01, 04, 06, 17 of ../shared/inputs) and evaluate's arguments
+
+from conftest import run_inprocess
+
+def _error_line(r, *names) -> str:
+    "The one `skinseg evaluate: error:` line of a failed run (exit 2), which names `names`."
+    lines = [l for l in r.stderr.splitlines() if l.startswith('skinseg evaluate: error:')]
+    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
+    for n in names: assert str(n) in lines[0], lines[0]
+    return lines[0]
+
+def test_cli_dataset_with_images_without_ground_truth(tmp_path):
+    "Case 04: an ISIC 2018 folder where one image has no mask yet: the two masked ones are scored, one line says so."
+    d = tmp_path/'ISIC2018'; inp, gt = d/'ISIC2018_Task1-2_Validation_Input', d/'ISIC2018_Task1_Validation_GroundTruth'
+    inp.mkdir(parents=True); gt.mkdir(); (tmp_path/'pred').mkdir()
+    for i in range(3):
+        Image.fromarray(np.dstack([255 - square(48, 64, (12, 36, 16, 48)) // 2] * 3)).save(inp/f'ISIC_001000{i}.jpg')
+        Image.fromarray(square(48, 64, (12, 36, 16, 48))).save(tmp_path/'pred'/f'ISIC_001000{i}_segmentation.png')
+        if i < 2: Image.fromarray(square(48, 64, (12, 36, 16, 48))).save(gt/f'ISIC_001000{i}_segmentation.png')
+    r = subprocess.run([SKINSEG, 'evaluate', str(d), str(tmp_path/'pred'), '--csv', str(tmp_path/'s.csv')], capture_output=True, text=True)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    out = json.loads(r.stdout)
+    assert out['n'] == 2 and out['dice'] == 1 and out['without_ground_truth'] == 1
+    assert r.stderr.strip() == 'skinseg evaluate: 1 image without ground truth left out (not scored)'
+    assert len(pd.read_csv(tmp_path/'s.csv')) == 2
+
+@pytest.mark.parametrize('gt_name', ['{}_Segmentation.png', '{}_segmentation.jpg', '{}_segmentation.bmp', '{}.png', '{}_mask.tif'])
+def test_cli_plain_gt_folder_any_name_and_format(tmp_path, gt_name):
+    "Cases 06 and 17: ISIC 2016's capital S, and .jpg/.bmp/.tif masks in a plain folder, are all scored (Dice 1)."
+    gt, pred = tmp_path/'gt', tmp_path/'pred'; gt.mkdir(); pred.mkdir()
+    m = square(48, 64, (12, 36, 16, 48))
+    for i in range(2):
+        f = gt/gt_name.format(f'ISIC_000000{i}')
+        Image.fromarray(m).save(f, **({'quality': 95} if f.suffix == '.jpg' else {}))
+        Image.fromarray(m).save(pred/f'ISIC_000000{i}_segmentation.png')
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['n'] == 2 and json.loads(r.stdout)['dice'] == 1
+
+def test_cli_palette_ground_truth(tmp_path):
+    "Case 01: VOC-style palette masks (index 1 = lesion, dark red) score Dice 1 against a perfect 0/255 prediction."
+    gt, pred = tmp_path/'gt', tmp_path/'pred'; gt.mkdir(); pred.mkdir()
+    m = square(48, 64, (12, 36, 16, 48))
+    p = Image.fromarray(m // 255, 'P'); p.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762); p.save(gt/'ISIC_0000000_segmentation.png')
+    Image.fromarray(m).save(pred/'ISIC_0000000_segmentation.png')
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 0 and json.loads(r.stdout)['dice'] == 1, r.stderr
+
+def test_cli_area_ratio(folders, tmp_path):
+    "Issue 15: the CSV has each image's area ratio (pred/true; 1 when both are empty), the summary its median."
+    gt, pred = folders
+    Image.fromarray(square(box=(2, 8, 2, 6))).save(pred/'ISIC_1_segmentation.png')  # 24 pixels for 16: ratio 1.5
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path/'s.csv').set_index('image_id')
+    assert df.area_ratio.to_dict() == {'ISIC_1': 1.5, 'ISIC_2': 0.5, 'ISIC_3': 1.0}
+    assert json.loads(r.stdout)['median_area_ratio'] == 1.0
+
+def test_cli_validates_arguments_first(folders, tmp_path):
+    "Missing folders, a file for a folder, an unreadable split and a folder for --csv: one named line, nothing written."
+    gt, pred = folders
+    _error_line(run_inprocess('evaluate', tmp_path/'nowhere', pred, '--csv', tmp_path/'s.csv'), tmp_path/'nowhere', 'folder not found')
+    _error_line(run_inprocess('evaluate', gt, gt/'ISIC_1_segmentation.png', '--csv', tmp_path/'s.csv'), 'ISIC_1_segmentation.png', 'not a folder')
+    _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv', '--split', tmp_path/'no.csv'), tmp_path/'no.csv')
+    _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path), tmp_path, 'is a folder')
+    assert not (tmp_path/'s.csv').exists()
+
+def test_cli_ambiguous_masks_refused_by_name(folders, tmp_path):
+    "A soft (grey) prediction and a VOC mask with a void border are refused, naming the file, not scored wrong."
+    gt, pred = folders
+    Image.fromarray(np.tile(np.arange(10, dtype=np.uint8) * 25, (10, 1))).save(pred/'ISIC_2_segmentation.png')
+    _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), 'ISIC_2_segmentation.png', 'not a binary mask')
+    Image.fromarray(square()).save(pred/'ISIC_2_segmentation.png')
+    idx = square() // 255; idx[1] = 255
+    p = Image.fromarray(idx, 'P'); p.putpalette([0, 0, 0, 128, 0, 0] + [0] * 759 + [224, 224, 192]); p.save(gt/'ISIC_1_segmentation.png')
+    _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), 'ISIC_1_segmentation.png', "VOC 'void'")

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from skinseg.core import SkinsegError, read_image, read_mask, binarize_mask
+from skinseg.images import as_rgb_array
 from conftest import write_bad_images, make_dataset
 
 def colour_blocks(h=48, w=64) -> np.ndarray:
@@ -82,7 +83,20 @@ def test_48bit_rgb_png_values(tmp_path):
     png_48bit(tmp_path/'rgb16.png', rgb16)
     assert Image.open(tmp_path/'rgb16.png').size == (64, 48)
     got = read_image(tmp_path/'rgb16.png')
-    assert got.dtype == np.uint8 and np.abs(got.astype(int) - rgb16 / 257).max() <= 1
+    assert got.dtype == np.uint8 and np.array_equal(got, rgb16 >> 8)  # the 16-bit rule: the high byte
+    assert np.array_equal(got, as_rgb_array(rgb16))                   # as the array itself gives
+
+@pytest.mark.parametrize('kind', ['gray8', 'rgb8', 'gray16', 'rgb16', 'gray16 small values'])
+def test_file_and_array_give_the_same_pixels(tmp_path, kind):
+    "One rule for images: `read_image(file)` equals `as_rgb_array(the array in it)`, 8- and 16-bit, grey and RGB."
+    rng = np.random.default_rng(0)
+    top = 256 if kind.endswith('8') or 'small' in kind else 65536
+    a = rng.integers(0, top, (12, 16, 3) if 'rgb' in kind else (12, 16)).astype(np.uint8 if kind.endswith('8') else np.uint16)
+    f = tmp_path/'x.png'
+    if a.dtype == np.uint16 and a.ndim == 3: png_48bit(f, a)
+    else: Image.fromarray(a).save(f)
+    assert np.array_equal(read_image(f), as_rgb_array(a))
+    assert np.array_equal(as_rgb_array(Image.open(f)), as_rgb_array(a))
 
 def test_16bit_masks(tmp_path):
     m = np.zeros((20, 30), np.uint16); m[5:15, 10:25] = 65535
@@ -130,7 +144,9 @@ def test_non_ascii_and_space_paths(tmp_path, name):
     p = tmp_path/name; p.parent.mkdir()
     Image.fromarray(colour_blocks()).save(p, format='PNG' if p.suffix == '.png' else 'JPEG')
     assert read_image(p).shape == (48, 64, 3)
-    assert read_mask(p).shape == (48, 64)
+    m = p.with_name(p.stem + '_segmentation' + p.suffix)
+    Image.fromarray(np.kron(np.eye(2, dtype=np.uint8) * 255, np.ones((24, 32), np.uint8))).save(m, format='PNG' if p.suffix == '.png' else 'JPEG')
+    assert read_mask(m).shape == (48, 64)
     p.with_name('empty' + p.suffix).write_bytes(b'')
     with pytest.raises(SkinsegError) as e: read_image(p.with_name('empty' + p.suffix))
     assert str(p.parent) in str(e.value)
