@@ -111,13 +111,15 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
              quiet:bool=False, # print nothing but warnings and errors
             ) -> dict:
     "Train briefly, predict the validation images at full size, score and draw them; return the summary."
-    from skinseg.basics import save_png
+    from skinseg.basics import save_png, check_count
     from skinseg.images import read_mask
     from skinseg.core import iter_predict, mask_filename
     from skinseg.data import find_pairs
     from skinseg.train import train
     from skinseg.metrics import evaluate_dirs
     from skinseg.viz import show_results
+    from skinseg.train import check_train_options
+    check_count(n_images, '--n-images'); check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data_dir, what = demo_data(data, out)
     if not quiet: print(f"skinseg demo: data = {what}")

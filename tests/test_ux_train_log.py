@@ -1,0 +1,52 @@
+"""Case 15: `skinseg train ... > log 2>&1` writes a clean log: no progress-bar frames when stdout is not a terminal, one
+plain line per epoch, each warning once as one line, and --quiet on every long verb (format_epoch, show_progress and
+warning_printer themselves: nbs/api/09_train.ipynb and nbs/api/13_cli.ipynb). Also --fold and --masked-only from the command line."""
+import json, re
+import pandas as pd, pytest
+from conftest import run_skinseg, run_inprocess, make_dataset
+
+TINY = ['--size', '32', '--encoder', 'resnet18', '--bs', '4', '--threads', '1', '--bf16', 'off']
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory): return make_dataset(tmp_path_factory.mktemp('ux')/'data', n=12)
+
+def test_redirected_train_log_is_plain(data, tmp_path):
+    "Redirected output: no carriage returns, one `epoch N/M:` line per epoch, a warning (if any) once, without source lines."
+    r = run_skinseg('train', data, '--out', tmp_path/'run', '--epochs', 2, *TINY, env={'PYTHONWARNINGS': ''})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '\r' not in r.stdout + r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith('epoch ')]
+    assert [l.split(':')[0] for l in lines] == ['epoch 1/2', 'epoch 2/2'], r.stdout
+    assert all(re.search(r'train_loss [\d.]+, valid_loss [\d.]+, dice [\d.]+', l) for l in lines), lines
+    assert r.stderr.count('ImageNet weights unavailable') <= 1 and 'warnings.warn' not in r.stderr, r.stderr
+    for l in r.stderr.splitlines(): assert l.startswith('skinseg train: '), r.stderr
+
+def test_quiet_train_on_one_fold(data, tmp_path):
+    "--quiet prints nothing on stdout; --split FOLDS.CSV --fold 1 validates on fold 1, recorded in the config."
+    r = run_skinseg('split', data, '--folds', 3, '--out', tmp_path/'folds.csv')
+    assert r.returncode == 0, r.stderr
+    r = run_skinseg('train', data, '--out', tmp_path/'f1', '--epochs', 1, *TINY, '--no-pretrained', '--quiet',
+                    '--split', tmp_path/'folds.csv', '--fold', 1)
+    assert r.returncode == 0 and r.stdout == '', (r.stdout, r.stderr[-2000:])
+    folds, used = pd.read_csv(tmp_path/'folds.csv').set_index('image_id'), pd.read_csv(tmp_path/'f1'/'split.csv')
+    assert used.is_valid.tolist() == (folds.fold[used.image_id] == 1).tolist()
+    assert json.loads((tmp_path/'f1'/'config.json').read_text())['training']['fold'] == 1
+
+@pytest.mark.parametrize('verb', ['train', 'predict', 'demo'])
+def test_long_verbs_have_quiet(verb):
+    r = run_inprocess(verb, '--help')
+    assert r.returncode == 0 and '--quiet' in r.stdout, r.stdout
+
+@pytest.mark.parametrize('option,says', [(['--fold', '1'], '--fold needs --split'), (['--lr', '0'], '--lr'),
+                                         (['--valid-pct', '1.5'], '--valid-pct'), (['--seed', '-1'], '--seed'),
+                                         (['--threads', '0'], '--threads'), (['--limit', '-5'], '--limit'),
+                                         (['--num-workers', '-1'], '--num-workers')], ids=lambda o: ' '.join(o) if isinstance(o, list) else '')
+def test_train_refuses_bad_values_before_work(data, tmp_path, option, says):
+    r = run_inprocess('train', data, '--out', tmp_path/'run', '--epochs', 1, *TINY, '--no-pretrained', *option)
+    assert r.returncode == 2 and f'skinseg train: error: {says}' in r.stderr, r.stderr
+    assert not (tmp_path/'run').exists()
+
+def test_demo_names_its_own_options(tmp_path):
+    r = run_inprocess('demo', '--n-images', 0, '--out', tmp_path/'demo')
+    assert r.returncode == 2 and '--n-images' in r.stderr, r.stderr
+    assert not (tmp_path/'demo').exists()
