@@ -193,7 +193,7 @@ def test_evaluate_bad_predictions(eval_dirs, tmp_path):
                    'ISIC_0000001_segmentation.png', contains='missing')
 
 def test_evaluate_broken_and_three_level_prediction(eval_dirs, tmp_path):
-    "An empty prediction file is named; a three-level one is binarised (a misfit size: nbs/api/08_metrics.ipynb)."
+    "An empty or three-level prediction file is named; a near-binary one is binarised (a misfit size: nbs/api/08_metrics.ipynb)."
     from skinseg.metrics import evaluate_dirs
     from skinseg.core import SkinsegError
     gt, pred = eval_dirs
@@ -201,7 +201,11 @@ def test_evaluate_broken_and_three_level_prediction(eval_dirs, tmp_path):
     with pytest.raises(SkinsegError, match='empty') as e: evaluate_dirs(gt, pred)
     assert 'ISIC_0000002_segmentation.png' in str(e.value)
     three = np.zeros((30, 40), np.uint8); three[:10] = 128; three[10:20] = 255
-    Image.fromarray(three).save(pred/'ISIC_0000002_segmentation.png')  # three levels: binarised at 128, as ISIC does
+    Image.fromarray(three).save(pred/'ISIC_0000002_segmentation.png')  # a third of it grey: not a mask, refused by name
+    with pytest.raises(SkinsegError, match='not a binary mask') as e: evaluate_dirs(gt, pred)
+    assert 'ISIC_0000002_segmentation.png' in str(e.value)
+    three[:10, :2] = 128; three[:10, 2:] = 0  # a few grey border pixels (under 5%), as JPEG leaves: binarised at 128
+    Image.fromarray(three).save(pred/'ISIC_0000002_segmentation.png')
     summary, df = evaluate_dirs(gt, pred)
     assert summary['n'] == 4 and df.set_index('image_id').loc['ISIC_0000002', 'dice'] < 1
 
