@@ -156,9 +156,9 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
 
 def _read_binary(path) -> np.ndarray: return binarize_mask(read_mask(path))
 
-def _split_ids(split_csv) -> list:
-    "Image ids of the validation rows of a split CSV (columns `image_id`, `is_valid`)."
-    df = read_split(split_csv)
+def _split_ids(split_csv, fold=None) -> list:
+    "Image ids of the validation rows of a split CSV (`image_id`, `is_valid`), or of fold `fold` of a K-fold CSV."
+    df = read_split(split_csv, fold)
     return df.image_id[df.is_valid].tolist()
 
 # %% ../nbs/api/08_metrics.ipynb #0a47890a
@@ -204,13 +204,16 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      pred_dir:str, # folder of predicted masks (`<image_id>_segmentation.png`, or any ISIC-style name)
                      csv:str='scores.csv', # per-image scores are written here
                      split:str=None, # a split CSV (image_id, is_valid): score only its validation images
+                     fold:int=None, # with a K-fold split CSV (`skinseg split --folds K`): score fold K
+                     quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, area ratio; global IoU."
     _check_dirs(Path(gt_dir), Path(pred_dir))
     if Path(csv).is_dir(): raise file_error(csv, "is a folder; --csv needs a file name")
-    ids = _split_ids(split) if split else None
+    if fold is not None and not split: raise SkinsegError('--fold K needs --split FOLDS.csv')
+    ids = _split_ids(split, fold) if split else None
     summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, ids=ids)
-    if summary.get('without_ground_truth'):
+    if summary.get('without_ground_truth') and not quiet:
         n = summary['without_ground_truth']
         print(f"skinseg evaluate: {n} image{'s' if n > 1 else ''} without ground truth left out (not scored)", file=sys.stderr)
     print(json.dumps(summary | dict(per_image_csv=str(csv)), indent=2))

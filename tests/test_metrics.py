@@ -113,3 +113,16 @@ def test_cli_ambiguous_masks_refused_by_name(folders, tmp_path):
     idx = square() // 255; idx[1] = 255
     p = Image.fromarray(idx, 'P'); p.putpalette([0, 0, 0, 128, 0, 0] + [0] * 759 + [224, 224, 192]); p.save(gt/'ISIC_1_segmentation.png')
     _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), 'ISIC_1_segmentation.png', "VOC 'void'")
+
+def test_cli_evaluate_one_fold_of_a_kfold_split(tmp_path):
+    "`skinseg evaluate --split folds.csv --fold K` scores fold K's images; without --fold the K-fold CSV is refused by name."
+    import json, shutil
+    from conftest import run_inprocess, make_dataset
+    d = make_dataset(tmp_path/'data', n=9); pred = tmp_path/'pred'; pred.mkdir()
+    for p in (d/'masks').iterdir(): shutil.copy(p, pred/f'{p.stem}_segmentation.png')
+    assert run_inprocess('split', d, '--folds', '3', '--out', tmp_path/'folds.csv').returncode == 0
+    folds = __import__('pandas').read_csv(tmp_path/'folds.csv')
+    r = run_inprocess('evaluate', d, pred, '--split', tmp_path/'folds.csv', '--fold', 1, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 0 and json.loads(r.stdout)['n'] == int((folds.fold == 1).sum())
+    r = run_inprocess('evaluate', d, pred, '--split', tmp_path/'folds.csv', '--csv', tmp_path/'s.csv')
+    assert r.returncode == 2 and 'folds.csv: this is a K-fold split' in r.stderr
