@@ -85,6 +85,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
                    out:str=None, # file or folder to write; default: beside the weights
                    opset:int=18, # ONNX opset (17 or later)
                    check_images:str=None, # folder of images to compare PyTorch and the export on
+                   quiet:bool=False, # print nothing unless the export is not faithful
                   ) -> int:
     "Export a trained model to ONNX or TorchScript and check that it predicts the same masks."
     if format not in FORMATS: raise SkinsegError(f"unknown export format {format!r}: choose one of {tuple(FORMATS)}")
@@ -97,6 +98,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
     path = export_onnx(model_dir, out, opset) if format == 'onnx' else export_torchscript(model_dir, out)
     cmp = compare_exported(model_dir, path, images)
     ok = cmp['mask_pixels_differing'] <= 1e-4 * cmp['pixels']
+    if quiet and ok: return 0
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB); vs PyTorch on {len(images)} images: largest "
           f"probability difference {cmp['max_prob_diff']:.2e}, {cmp['mask_pixels_differing']} of {cmp['pixels']} "
           f"mask pixels differ{'' if ok else ' -- TOO MANY, the export is not faithful'}")

@@ -110,7 +110,7 @@ def default_config(**kw) -> dict:
     "A model config with the reference recipe's defaults, updated by `kw`."
     return dict(format=MODEL_FORMAT, format_version=1, arch='smp', encoder='resnet34', n_classes=2,
                 input_size=[256, 256], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), threshold=0.5,
-                codes=list(CODES), tta=False, postprocess=False, training={}, scores={}) | kw
+                codes=list(CODES), tta=False, postprocess=False, fov=True, training={}, scores={}) | kw
 
 # %% ../nbs/api/02_model.ipynb #a31b79ba
 def save_model(model:torch.nn.Module, # trained network
@@ -149,7 +149,7 @@ def _check_config(cfg:dict, path) -> dict:
     for k in ('mean', 'std'):
         if not (isinstance(cfg.get(k), list) and len(cfg[k]) == 3 and all(map(_is_num, cfg[k]))): bad(k, 'three numbers (R, G, B)')
     if not all(o > 0 for o in cfg['std']): bad('std', 'three positive numbers')
-    for k in ('tta', 'postprocess'):
+    for k in ('tta', 'postprocess', 'fov'):
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
     return cfg
 
