@@ -5,7 +5,6 @@ ISIC 2018 Task 1 with the Task 2 and Task 3 folders beside it, PH2 as distribute
 a metadata.csv re-saved by Excel, `skinseg split` without lesion ids and with K folds, and options refused first."""
 import os, shutil, time
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
