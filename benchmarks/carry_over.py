@@ -1,0 +1,230 @@
+"""Issue 15, carry-over to other clinics: train recipe variants (5 epochs, 96x128, from scratch) and score each on
+HAM10000 validation and on a held-out part of ISIC 2017, at threshold 0.5 and at a threshold chosen on other held-out ISIC images.
+
+Splits (the same for every run):
+- HAM10000: `split_pairs(find_pairs(ham), valid_pct=0.2, seed=42)`, lesion-grouped: 8,012 train / 2,003 validation.
+- ISIC 2017 (2,000 images, one lesion each): shuffled with `numpy.random.default_rng(2017)`; the first 1,000 are
+  `isic_test` (reported, never trained on, never used to choose anything), the next 200 `isic_calib` (choose the
+  threshold; never trained on), the last 800 `isic_train` (only the `ham+isic` variants train on them).
+
+One run per call; each appends its record to benchmarks/results/carry_over.json and keeps the model in runs/carry_over/.
+Example: nice -n 19 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --seed 42 --threads 2
+"""
+from _common import hardware, command, RESULTS, REPO, rel
+import os, sys, json, time, random, argparse
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+import torch.nn.functional as F
+from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_mask, binarize_mask, iter_predict,
+                          bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
+from skinseg.data import find_pairs, split_pairs, presize
+from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
+from skinseg.train import seg_learner, CEDiceLoss
+from fastai.vision.all import aug_transforms, Normalize, RandTransform, TensorImage, TensorMask, CSVLogger, ProgressCallback
+from fastai.torch_core import set_seed
+
+THRESHOLDS = np.round(np.arange(0.30, 0.951, 0.05), 2)
+OUT_JSON = RESULTS/'carry_over.json'
+
+# ---------------------------------------------------------------- data
+def splits(isic_n_test=1000, isic_n_calib=200, seed=2017):
+    "`(ham pairs with is_valid, isic pairs with part in test/calib/train)`: fixed for every run."
+    ham = split_pairs(find_pairs(find_data_dir('ham10000')), valid_pct=0.2, seed=42)
+    isic = find_pairs(find_data_dir('ham10000').parent/'isic2017_train')
+    order = np.random.default_rng(seed).permutation(len(isic))
+    part = np.empty(len(isic), object)
+    part[order[:isic_n_test]] = 'test'; part[order[isic_n_test:isic_n_test + isic_n_calib]] = 'calib'
+    part[order[isic_n_test + isic_n_calib:]] = 'train'
+    return ham, isic.assign(part=part)
+
+class RandFlips(RandTransform):
+    "Independent random horizontal and vertical flips per image, the same for its mask (the plain loop's only augmentation)."
+    order, split_idx = 25, 0
+    def __init__(self): super().__init__(p=1.)
+    def before_call(self, b, split_idx):
+        super().before_call(b, split_idx)
+        n = (b[0] if isinstance(b, tuple) else b).shape[0]
+        self.h, self.v = torch.rand(n) < 0.5, torch.rand(n) < 0.5
+    def _flip(self, x):
+        x = x.clone(); x[self.h] = x[self.h].flip(-1); x[self.v] = x[self.v].flip(-2)
+        return x
+    def encodes(self, x:TensorImage): return self._flip(x)
+    def encodes(self, x:TensorMask): return self._flip(x)
+
+def augmentations(aug:str) -> list:
+    if aug == 'library': return None  # skinseg.data.seg_augment, as seg_datablock adds it
+    if aug == 'zoom':  # the library's augmentation plus zoom-out to 0.7 with black (zero) padding, like a dermoscope's dark field of view
+        return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
+                                max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
+    if aug == 'flips': return [RandFlips()]
+    raise ValueError(aug)
+
+def dataloaders(df, size, bs, aug, mean, std, seed):
+    "Like `skinseg.data.seg_dataloaders`, with the batch augmentation and the normalisation stats as options."
+    df = df.reset_index(drop=True)
+    arrays = presize(df, size)
+    block = seg_datablock(df, size, aug == 'library', arrays)
+    extra = augmentations(aug)
+    keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
+    block.batch_tfms = keep + (extra or []) + [Normalize.from_stats(mean, std, cuda=False)]
+    dls = block.dataloaders(df, bs=bs, num_workers=0, dl_type=SegDL)
+    for dl in dls.loaders: ArrayBatches(dl, *arrays)
+    dls.train.rng = random.Random(seed)
+    return dls, arrays
+
+class PooledCEDiceLoss(CEDiceLoss):
+    "Cross-entropy plus one soft Dice over all the batch's pixels (pooled), instead of per image."
+    def forward(self, pred, targ):
+        pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
+        p, t = pred.softmax(1)[:, 1], (targ == 1).float()
+        dice = (2 * (p * t).sum() + self.smooth) / (p.sum() + t.sum() + self.smooth)
+        return F.cross_entropy(pred, targ) + self.dice_weight * (1 - dice)
+
+# ---------------------------------------------------------------- scoring
+def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False) -> dict:
+    "Per-image arrays (images x thresholds) of intersection, predicted and true pixels at the images' own size, via `iter_predict`."
+    inter, pred_px, gt_px = [], [], []
+    thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
+    for lm, mpath in zip(iter_predict(list(df.image), model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
+        g = torch.from_numpy(binarize_mask(read_mask(mpath)).astype(bool))
+        p = torch.from_numpy(lm.prob)[None] > thr
+        inter.append((p & g).flatten(1).sum(1).numpy()); pred_px.append(p.flatten(1).sum(1).numpy()); gt_px.append(int(g.sum()))
+    return dict(inter=np.array(inter, float), pred=np.array(pred_px, float), gt=np.array(gt_px, float)[:, None])
+
+def summarize(s, j) -> dict:
+    "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
+    i, p, g = s['inter'][:, j], s['pred'][:, j], s['gt'][:, 0]
+    union = p + g - i
+    iou = np.where(union == 0, 1., i / np.maximum(union, 1)); dice = np.where(p + g == 0, 1., 2 * i / np.maximum(p + g, 1))
+    return dict(n=len(i), dice=round(float(dice.mean()), 4), iou=round(float(iou.mean()), 4),
+                isic=round(float(np.where(iou >= 0.65, iou, 0).mean()), 4),
+                area_ratio_median=round(float(np.median(p / np.maximum(g, 1))), 3),
+                too_large_share=round(float((p > g).mean()), 3),
+                pred_area_mean=round(float(p.mean()), 1), true_area_mean=round(float(g.mean()), 1))
+
+def append_result(rec):
+    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
+    recs = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else []
+    recs.append(rec)
+    tmp = OUT_JSON.with_suffix('.tmp'); tmp.write_text(json.dumps(recs, indent=1, default=str) + '\n'); os.replace(tmp, OUT_JSON)
+
+def table(path=OUT_JSON) -> str:
+    "A markdown table of every run in the results file, at 0.5 and at the chosen threshold, and the spread between seeds."
+    recs = [r for r in json.loads(Path(path).read_text()) if not r.get('quick')]
+    rows = ['| variant | seed | thr | HAM val Dice / IoU / thr-Jacc | ISIC test Dice / IoU / thr-Jacc / area ratio | train min |', '|---|---|---|---|---|---|']
+    for r in recs:
+        for label, key in (('0.5', 'at_05'), (f"{r['chosen_threshold']:.2f}", 'at_chosen')):
+            h, t = r[key]['ham_val'], r[key]['isic_test']
+            rows.append(f"| {r['variant']} | {r['seed']} | {label} | {h['dice']:.4f} / {h['iou']:.4f} / {h['isic']:.4f} | "
+                        f"{t['dice']:.4f} / {t['iou']:.4f} / {t['isic']:.4f} / {t['area_ratio_median']:.3f} | {(r['train_s'] or 0)/60:.1f} |")
+    rows += ['', '| variant | thr | n seeds | HAM IoU mean (range) | ISIC Dice mean (range) | ISIC thr-Jacc mean (range) |', '|---|---|---|---|---|---|']
+    for v in dict.fromkeys(r['variant'] for r in recs):
+        rs = [r for r in recs if r['variant'] == v]
+        for label, key in (('0.5', 'at_05'), ('chosen', 'at_chosen')):
+            f = lambda d, m: [r[key][d][m] for r in rs]
+            fmt = lambda xs: f"{np.mean(xs):.4f} ({min(xs):.4f}-{max(xs):.4f}, spread {max(xs)-min(xs):.4f})"
+            rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
+    return '\n'.join(rows)
+
+# ---------------------------------------------------------------- one run
+def main():
+    if '--table' in sys.argv: print(table()); return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic'], help='train on HAM10000 train, or also on isic_train')
+    ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic)')
+    ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips'])
+    ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
+    ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled'], help='Dice term of CE + Dice')
+    ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--epochs', type=int, default=5)
+    ap.add_argument('--size', type=int, nargs=2, default=[96, 128])
+    ap.add_argument('--bs', type=int, default=16)
+    ap.add_argument('--lr', type=float, default=1e-3)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--limit', type=int, default=None, help='quick check: use only this many images of each set')
+    ap.add_argument('--name', default=None)
+    ap.add_argument('--rescore', type=Path, default=None, help='score this trained model folder again (no training), e.g. with --tta')
+    ap.add_argument('--tta', action='store_true', help='score with flip test-time augmentation')
+    a = ap.parse_args()
+    if a.rescore is not None:
+        cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
+        for k, v in cfg['training']['args'].items():
+            if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
+    torch.set_num_threads(a.threads)
+    variant = a.name or f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
+    out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
+    if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
+    if a.tta: variant += '+tta'
+    out.mkdir(parents=True, exist_ok=True)
+    size = tuple(a.size)
+    ham, isic = splits()
+    ham_tr, ham_va = ham[~ham.is_valid], ham[ham.is_valid]
+    isic_te, isic_ca, isic_tr = (isic[isic.part == p] for p in ('test', 'calib', 'train'))
+    if a.limit: ham_tr, ham_va, isic_te, isic_ca, isic_tr = (d.iloc[:a.limit] for d in (ham_tr, ham_va, isic_te, isic_ca, isic_tr))
+    train_df = ham_tr.assign(source='ham')
+    if a.data == 'ham+isic': train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
+    monitor = ham_va.iloc[:400]  # per-epoch log only; the model kept is the last epoch's, chosen on nothing
+    df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
+
+    if a.rescore is not None:
+        model_dir, config, train_s = a.rescore, cfg, None
+        mean, std = tuple(cfg['mean']), tuple(cfg['std'])
+    else: model_dir, config, train_s, mean, std = train_model(a, variant, out, size, df, train_df)
+    evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr)
+
+def train_model(a, variant, out, size, df, train_df):
+    set_seed(a.seed)
+    if a.norm == 'dataset':
+        imgs = presize(train_df.drop_duplicates('image_id').reset_index(drop=True), size)[0]
+        mean = tuple(float(v) for v in imgs.reshape(-1, 3).mean(0) / 255); std = tuple(float(v) for v in imgs.reshape(-1, 3).std(0) / 255)
+    else: mean, std = IMAGENET_MEAN, IMAGENET_STD
+    set_seed(a.seed)
+    dls, _ = dataloaders(df, size, a.bs, a.aug, mean, std, a.seed)
+    model = build_model('smp', 'resnet34', size=size)  # random init: no pretrained weights here
+    bf16 = bf16_supported('cpu')
+    learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out)
+    if a.loss == 'pooled': learn.loss_func = PooledCEDiceLoss()
+    learn.remove_cb(ProgressCallback)
+    t0 = time.time()
+    learn.fit_one_cycle(a.epochs, a.lr, cbs=[CSVLogger('log.csv')])
+    train_s = time.time() - t0
+    config = default_config(arch='smp', encoder='resnet34', input_size=list(size), mean=list(mean), std=list(std), threshold=0.5,
+        training=dict(script=rel(__file__), variant=variant, args=vars(a), n_train_rows=len(train_df),
+                      n_train_images=int(train_df.image_id.nunique()), epochs=a.epochs, bs=a.bs, lr=a.lr,
+                      optimizer='AdamW (fastai Adam, decoupled wd=0)', schedule='one_cycle', encoder_init='random', bf16=bf16,
+                      kept='last epoch'))
+    model_dir = out/'model'
+    save_model(learn.model, model_dir, config)
+    return model_dir, config, train_s, mean, std
+
+def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
+
+    t1 = time.time()
+    res = {name: score(model_dir, d, tta=a.tta) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
+    eval_s = time.time() - t1
+    calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
+    jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
+    if a.rescore is None:  # store the chosen threshold in the model's config
+        config['threshold'] = thr
+        config['training']['threshold_chosen_on'] = f'isic_calib ({len(isic_ca)} ISIC 2017 images not trained on): max mean per-image Dice over {THRESHOLDS.tolist()}'
+        (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+    rec = dict(benchmark='carry_over', variant=variant, seed=a.seed, quick=bool(a.limit), command=command(),
+               when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), hardware=hardware(), model_dir=rel(model_dir),
+               options=vars(a), mean=list(mean), std=list(std),
+               split=dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
+                          isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
+                          n_ham_train=len(ham_tr), n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
+                          n_isic_train_used=len(isic_tr) if a.data == 'ham+isic' else 0),
+               train_s=train_s and round(train_s, 1), tta=a.tta, eval_s=round(eval_s, 1),
+               epoch_log=pd.read_csv(out/'log.csv').to_dict('records'),
+               chosen_threshold=thr, threshold_chosen_on='isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
+               calib_dice_by_threshold=dict(zip(THRESHOLDS.tolist(), calib_dice)),
+               at_05={k: summarize(v, j05) for k, v in res.items()},
+               at_chosen={k: summarize(v, jbest) for k, v in res.items()},
+               isic_test_dice_by_threshold={float(t): summarize(res['isic_test'], j)['dice'] for j, t in enumerate(THRESHOLDS)},
+               ham_val_iou_by_threshold={float(t): summarize(res['ham_val'], j)['iou'] for j, t in enumerate(THRESHOLDS)})
+    if a.limit: (out/'result.json').write_text(json.dumps(rec, indent=1, default=str))
+    else: append_result(rec)
+    print(json.dumps({k: rec[k] for k in ('variant', 'seed', 'train_s', 'chosen_threshold', 'at_05', 'at_chosen')}, indent=1))
+
+if __name__ == '__main__': main()
