@@ -1,7 +1,7 @@
 """Training-step throughput (forward + backward + AdamW step) at 96x128, bs 16, on CPU.
 
 Variants, each with a fresh model and optimizer, interleaved round by round in one process:
-- `learner_*`: the real training path, `skinseg.train.seg_learner` on `skinseg.data.seg_dataloaders` (presizing
+- `learner_*`: the real training path, `skinseg.train.seg_learner` on `skinseg.loaders.seg_dataloaders` (presizing
   cache, batch augmentation), with the smp U-Net (default) or fastai's DynamicUnet; fp32, bf16 autocast, and
   bf16 + channels_last;
 - `learner_smp_noaug_*`: the same without augmentation, to separate its cost;

@@ -52,7 +52,7 @@ class RandFlips(RandTransform):
     def encodes(self, x:TensorMask): return self._flip(x)
 
 def augmentations(aug:str) -> list:
-    if aug == 'library': return None  # skinseg.data.seg_augment, as seg_datablock adds it
+    if aug == 'library': return None  # skinseg.loaders.seg_augment, as seg_datablock adds it
     if aug == 'zoom':  # the library's augmentation plus zoom-out to 0.7 with black (zero) padding, like a dermoscope's dark field of view
         return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
                                 max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
@@ -60,7 +60,7 @@ def augmentations(aug:str) -> list:
     raise ValueError(aug)
 
 def dataloaders(df, size, bs, aug, mean, std, seed):
-    "Like `skinseg.data.seg_dataloaders`, with the batch augmentation and the normalisation stats as options."
+    "Like `skinseg.loaders.seg_dataloaders`, with the batch augmentation and the normalisation stats as options."
     df = df.reset_index(drop=True)
     arrays = presize(df, size)
     block = seg_datablock(df, size, aug == 'library', arrays)
@@ -141,6 +141,9 @@ def main():
     ap.add_argument('--bs', type=int, default=16)
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--ham-train', type=int, default=None,
+                    help='train on this many HAM10000 training images (a fixed random subset, numpy seed 0; the same for every run); '
+                         'validation and ISIC test stay whole')
     ap.add_argument('--limit', type=int, default=None, help='quick check: use only this many images of each set')
     ap.add_argument('--name', default=None)
     ap.add_argument('--rescore', type=Path, default=None, help='score this trained model folder again (no training), e.g. with --tta')
@@ -151,7 +154,8 @@ def main():
         for k, v in cfg['training']['args'].items():
             if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
-    variant = a.name or f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
+    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
+                         + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
     if a.tta: variant += '+tta'
@@ -160,6 +164,7 @@ def main():
     ham, isic = splits()
     ham_tr, ham_va = ham[~ham.is_valid], ham[ham.is_valid]
     isic_te, isic_ca, isic_tr = (isic[isic.part == p] for p in ('test', 'calib', 'train'))
+    if a.ham_train: ham_tr = ham_tr.iloc[np.sort(np.random.default_rng(0).permutation(len(ham_tr))[:a.ham_train])]
     if a.limit: ham_tr, ham_va, isic_te, isic_ca, isic_tr = (d.iloc[:a.limit] for d in (ham_tr, ham_va, isic_te, isic_ca, isic_tr))
     train_df = ham_tr.assign(source='ham')
     if a.data == 'ham+isic': train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
@@ -213,7 +218,7 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
                options=vars(a), mean=list(mean), std=list(std),
                split=dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
-                          n_ham_train=len(ham_tr), n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
+                          n_ham_train=len(ham_tr), ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if a.data == 'ham+isic' else 0),
                train_s=train_s and round(train_s, 1), tta=a.tta, eval_s=round(eval_s, 1),
                epoch_log=pd.read_csv(out/'log.csv').to_dict('records'),

@@ -15,7 +15,7 @@ Docs: https://skinseg.github.io/skinseg/api/core.html.md"""
 
 # %% auto #0
 __all__ = ['LesionMask', 'load_resized', 'to_batch', 'lesion_prob', 'keep_largest_lesion', 'prob_to_mask', 'field_of_view',
-           'iter_predict', 'predict', 'mask_filename', 'skinseg_predict']
+           'in_view', 'iter_predict', 'predict', 'mask_filename', 'skinseg_predict']
 
 # %% ../nbs/api/03_core.ipynb #407089f1
 from .basics import *
@@ -158,6 +158,13 @@ def field_of_view(image:np.ndarray, # HxWx3 (or HxW) uint8 image
     if margin: outside = ndimage.binary_dilation(outside, np.ones((3, 3), bool), iterations=margin)
     return ~outside
 
+# %% ../nbs/api/03_core.ipynb #f0v00042
+def in_view(p:np.ndarray, # small lesion probability map `(h, w)` from `lesion_prob`
+            image:np.ndarray, # the resized `h x w x 3` uint8 input it was computed from
+           ) -> np.ndarray:
+    "`p` with 0 outside the dermoscope's field of view (widened by one pixel for the resize's blur): `predict`'s `fov` step."
+    return p * field_of_view(image, margin=1)
+
 # %% ../nbs/api/03_core.ipynb #3408dd4d
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -216,7 +223,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
         loaded = list(readers.map(load, idx)) if readers else [load(i) for i in idx]
         good = [r[0] for r in loaded if not isinstance(r, Exception)]
         probs = lesion_prob(net, to_batch(good, cfg['mean'], cfg['std']).to(device), tta, bf16).cpu().numpy() if good else []
-        if fov: probs = [p * field_of_view(a, margin=1) for p, a in zip(probs, good)]
+        if fov: probs = [in_view(p, a) for p, a in zip(probs, good)]
         probs = iter(probs)
         return [r if isinstance(r, Exception) else (next(probs), r[1]) for r in loaded]
     threads, pool = torch.get_num_threads(), None

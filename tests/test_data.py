@@ -1,4 +1,4 @@
-"""`skinseg.data` beyond its notebook (nbs/api/05_data.ipynb): `skinseg check` as a subprocess, an unreadable mask,
+"""`skinseg.data` beyond its notebook (nbs/api/07_data.ipynb): `skinseg check` as a subprocess, an unreadable mask,
 other mask names and layouts, and the real HAM10000 folders when they are present."""
 import shutil
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""`skinseg download` against a local fake Dataverse (127.0.0.1, no real network), beyond nbs/api/06_download.ipynb:
+"""`skinseg download` against a local fake Dataverse (127.0.0.1, no real network), beyond nbs/api/08_download.ipynb:
 the command, Range resume after a transfer cut midway, a bad checksum then a fixed server, and skipping finished files."""
 import hashlib, io, json, re, threading, zipfile
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
@@ -79,7 +79,7 @@ def test_download_command_fetches_only_what_it_needs(server, tmp_path, monkeypat
     r = run_inprocess('download', '--dest', tmp_path/'ham', '--quiet')
     assert r.returncode == 0, r.stderr
     assert 'CC BY-NC-SA 4.0' in r.stdout and '12 images in' in r.stdout
-    d = tmp_path/'ham'  # the layout, its pairs and their check: nbs/api/06_download.ipynb
+    d = tmp_path/'ham'  # the layout, its pairs and their check: nbs/api/08_download.ipynb
     assert 'ISIC2018_Task3_Test_Images.zip' not in {n for n, _ in FakeDataverse.log}
     assert not list(d.glob('*.zip')) and not list(d.glob('*.part'))
     FakeDataverse.log.clear()  # a second run fetches nothing

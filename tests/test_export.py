@@ -1,4 +1,4 @@
-"""Exported models beyond nbs/api/12_export.ipynb: the ONNX graph's opset and its outputs at other batch sizes,
+"""Exported models beyond nbs/api/16_export.ipynb: the ONNX graph's opset and its outputs at other batch sizes,
 predict from a TorchScript path, a broken .onnx given to predict, and onnxruntime's telemetry kept off (a subprocess)."""
 import importlib.util, os, subprocess, sys
 import numpy as np

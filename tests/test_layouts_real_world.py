@@ -1,6 +1,6 @@
 """The dataset layouts and metadata files real users have, through the `skinseg` commands (issue 14).
 
-The contract of each layout is shown in nbs/api/05_data.ipynb; here the commands are run as a user runs them:
+The contract of each layout is shown in nbs/api/05_layouts.ipynb; here the commands are run as a user runs them:
 ISIC 2018 Task 1 with the Task 2 and Task 3 folders beside it, PH2 as distributed, images/ + labels/, nnU-Net,
 a metadata.csv re-saved by Excel, `skinseg split` without lesion ids and with K folds, and options refused first."""
 import os, shutil, time
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import skinseg.data as data
+import skinseg.layouts as layouts
 from skinseg.core import SkinsegError
 from skinseg.data import synthetic_dataset, find_pairs, scan_dataset, read_split, training_split, check_dataset
 from conftest import run_skinseg, run_inprocess
@@ -154,8 +154,8 @@ def test_folder_scanned_once(syn, tmp_path, monkeypatch):
     old = time.time() - 60
     for p in [d, *d.iterdir()]: os.utime(p, (old, old))
     calls = []
-    real = data._list_files
-    monkeypatch.setattr(data, '_list_files', lambda dirs, keep: calls.append(dirs) or real(dirs, keep))
+    real = layouts._list_files
+    monkeypatch.setattr(layouts, '_list_files', lambda dirs, keep: calls.append(dirs) or real(dirs, keep))
     find_pairs(d); check_dataset(d); training_split(d); find_pairs(str(d))
     assert len(calls) == 2, calls  # images/ and masks/, once each
     (d/'masks'/sorted(os.listdir(d/'masks'))[0]).unlink()

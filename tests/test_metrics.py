@@ -1,4 +1,4 @@
-"`skinseg evaluate` run as a user runs it, and `evaluate_dirs` on a dataset folder (the scores' contract: nbs/api/08_metrics.ipynb)."
+"`skinseg evaluate` run as a user runs it, and `evaluate_dirs` on a dataset folder (the scores' contract: nbs/api/10_metrics.ipynb)."
 import json, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest

@@ -193,7 +193,7 @@ def test_evaluate_bad_predictions(eval_dirs, tmp_path):
                    'ISIC_0000001_segmentation.png', contains='missing')
 
 def test_evaluate_broken_and_three_level_prediction(eval_dirs, tmp_path):
-    "An empty or three-level prediction file is named; a near-binary one is binarised (a misfit size: nbs/api/08_metrics.ipynb)."
+    "An empty or three-level prediction file is named; a near-binary one is binarised (a misfit size: nbs/api/10_metrics.ipynb)."
     from skinseg.metrics import evaluate_dirs
     from skinseg.core import SkinsegError
     gt, pred = eval_dirs
@@ -315,7 +315,7 @@ def test_train_never_unpickles(train_data, tmp_path):
     assert not marker.exists(), "a planted checkpoint was unpickled"
 
 # ## A run killed while writing its checkpoint keeps the previous one
-# tests/test_train.py covers SIGKILL mid-epoch then --resume, nbs/api/09_train.ipynb a checkpoint write that raises;
+# tests/test_train.py covers SIGKILL mid-epoch then --resume, nbs/api/13_train.ipynb a checkpoint write that raises;
 # this is a kill *during* the write, after which that resume starts from the intact previous checkpoint.
 
 KILL_IN_SECOND_CHECKPOINT = textwrap.dedent('''

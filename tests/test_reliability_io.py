@@ -172,7 +172,7 @@ def test_decompression_bomb_refused(tmp_path):
 
 def _dataset_with_problems(root:Path) -> tuple:
     """A synthetic dataset with one problem per pair: (root, {problem words: path that must be named}, good ids).
-    `skinseg check` runs on it in test_reliability_cli; `check_dataset` on planted problems: nbs/api/05_data.ipynb."""
+    `skinseg check` runs on it in test_reliability_cli; `check_dataset` on planted problems: nbs/api/07_data.ipynb."""
     from skinseg.data import find_pairs
     root = make_dataset(root, n=8)
     df = find_pairs(root)
@@ -190,7 +190,7 @@ def _dataset_with_problems(root:Path) -> tuple:
 
 @pytest.mark.parametrize('reader', ['check_dataset', 'find_pairs'])
 def test_images_folder_without_images(tmp_path, reader):
-    "An images/ folder with no image in it is refused (an empty or missing folder: nbs/api/05_data.ipynb)."
+    "An images/ folder with no image in it is refused (an empty or missing folder: nbs/api/05_layouts.ipynb)."
     import skinseg.data; read = getattr(skinseg.data, reader)
     (tmp_path/'empty'/'images').mkdir(parents=True)
     with pytest.raises(SkinsegError, match='no images') as e: read(tmp_path/'empty')

@@ -129,7 +129,7 @@ def test_malicious_pickle_as_model_folder(model_copy, tmp_path):
         refused(lambda: load_model(model_copy), model_copy/WEIGHTS_NAME)
         assert not marker.exists()
 
-# ## A save killed midway never replaces the previous good model (a save that raises: nbs/api/09_train.ipynb)
+# ## A save killed midway never replaces the previous good model (a save that raises: nbs/api/13_train.ipynb)
 
 def test_save_killed_midway_keeps_previous_model(model_copy, tiny_model_dir):
     "A process SIGKILLed while writing the weights leaves the old model loadable, byte for byte."

@@ -1,5 +1,5 @@
 """`skinseg train` run as a subprocess on synthetic data: its outputs, SIGKILL mid-epoch then --resume, and --resume with
-no checkpoint (train() in process, a crash and resume, and a failed checkpoint write: nbs/api/09_train.ipynb)."""
+no checkpoint (train() in process, a crash and resume, and a failed checkpoint write: nbs/api/13_train.ipynb)."""
 import os, signal, subprocess, sys, time
 from pathlib import Path
 import pandas as pd, pytest

@@ -8,7 +8,10 @@ working directory being its own folder; the outputs are discarded (the committed
 * `nodata`: in `tutorials/` of a temporary copy of `nbs/`, with no `shared/data` above it and `$SKINSEG_DATA` an
   empty folder, so the tutorials fall back to synthetic data; `PYTHONPATH` points at this repository.
 
-A failing cell fails its test with the notebook, the cell and the error; the run times are printed at the end.
+The two passes run at the same time, each in its own thread (each notebook in order within its pass, each kernel
+with one PyTorch thread, so two kernels share two cores without waiting on each other's threads); each test waits
+for its notebook's result. A failing cell fails its test with the notebook, the cell and the error; the run times
+are printed at the end.
 Files the tutorials write into `nbs/tutorials/` are removed after the data pass (and listed). Jupyter's and
 IPython's own folders (runtime, config, data, profile) are temporary ones, removed afterwards.
 
@@ -16,7 +19,7 @@ IPython's own folders (runtime, config, data, profile) are temporary ones, remov
     pytest tests/test_tutorials.py -k nodata            # one pass
     pytest tests/test_tutorials.py -k 01_explore        # one notebook
 """
-import hashlib, os, re, shutil, tempfile, time
+import hashlib, os, re, shutil, tempfile, threading, time
 from pathlib import Path
 import pytest
 
@@ -81,7 +84,8 @@ def jupyter_env():
     saved = {k: os.environ.get(k) for k in dirs}
     os.environ.update({k: str(v) for k, v in dirs.items()})
     pythonpath = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
-    env = {**os.environ, 'SKINSEG_QUICK': '1', 'PYTHONPATH': pythonpath, 'PYDEVD_DISABLE_FILE_VALIDATION': '1'}
+    env = {**os.environ, 'SKINSEG_QUICK': '1', 'PYTHONPATH': pythonpath, 'PYDEVD_DISABLE_FILE_VALIDATION': '1',
+           'OMP_NUM_THREADS': '1'}  # two kernels at once on two cores
     try: yield home, env
     finally:
         for k, v in saved.items():
@@ -121,11 +125,45 @@ def test_tutorials_present():
     assert NOTEBOOKS, (f"no tutorial notebooks in {TUTORIALS}: put 01_explore.ipynb ... 05_use.ipynb there "
                        "(tests/test_tutorials.py runs every *.ipynb in it)")
 
+class PassRunner:
+    "Runs one pass's notebooks in order in a background thread; `result(name)` waits for one and returns its seconds."
+    def __init__(self, folder:Path, env:dict, notebooks:list):
+        self.folder, self.env, self.notebooks, self.results = folder, env, notebooks, {}
+        self.done = {nb.name: threading.Event() for nb in notebooks}
+        threading.Thread(target=self._run, daemon=True).start()
+    def _run(self):
+        for nb in self.notebooks:
+            try: self.results[nb.name] = (True, run_notebook(self.folder/nb.name, self.folder, self.env))
+            except BaseException as e: self.results[nb.name] = (False, e)  # pytest.fail's exception, re-raised in the test
+            finally: self.done[nb.name].set()
+    def result(self, name:str) -> float:
+        self.done[name].wait()
+        ok, v = self.results[name]
+        if not ok: raise v
+        return v
+
+@pytest.fixture(scope='module')
+def runners(request):
+    """Both passes, started together at the first tutorial test: {mode: PassRunner, or the reason it was skipped}.
+    A pass runs its notebooks up to the last one selected (`-k`), in order, since later ones may use earlier ones' output."""
+    chosen = [i.callspec.params for i in request.session.items if i.originalname == 'test_tutorial']
+    found = {}
+    for mode in ('data', 'nodata'):
+        last = max((NOTEBOOKS.index(c['nb']) for c in chosen if c['mode'] == mode), default=None)
+        if last is None: continue
+        try: found[mode] = PassRunner(*request.getfixturevalue(f'{mode}_pass'), NOTEBOOKS[:last + 1])
+        except pytest.skip.Exception as e: found[mode] = str(e)
+    yield found
+    for r in found.values():  # a pass still running (a test was deselected or stopped) finishes before teardown
+        if isinstance(r, PassRunner):
+            for ev in r.done.values(): ev.wait()
+
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 @pytest.mark.parametrize('mode', ['data', 'nodata'])
-def test_tutorial(mode, nb, request):
-    folder, env = request.getfixturevalue(f'{mode}_pass')
-    secs = run_notebook(folder/nb.name, folder, env)
+def test_tutorial(mode, nb, runners, request):
+    runner = runners[mode]
+    if isinstance(runner, str): pytest.skip(runner)
+    secs = runner.result(nb.name)
     _times(request.config).append(f"{nb.name} [{mode}]: {secs:.1f} s")
 
 def test_nbdev_test_skips_tutorials():

@@ -1,6 +1,6 @@
 """Case 15: `skinseg train ... > log 2>&1` writes a clean log: no progress-bar frames when stdout is not a terminal, one
 plain line per epoch, each warning once as one line, and --quiet on every long verb (format_epoch, show_progress and
-warning_printer themselves: nbs/api/09_train.ipynb and nbs/api/13_cli.ipynb). Also --fold and --masked-only from the command line."""
+warning_printer themselves: nbs/api/13_train.ipynb and nbs/api/17_cli.ipynb). Also --fold and --masked-only from the command line."""
 import json, re
 import pandas as pd, pytest
 from conftest import run_skinseg, run_inprocess, make_dataset
