@@ -14,7 +14,7 @@ __all__ = ['split_pairs', 'kfold_pairs', 'skinseg_split', 'read_split', 'apply_s
 
 # %% ../nbs/api/06_splits.ipynb #isplits
 from .basics import *
-from .layouts import find_pairs, read_table
+from .layouts import find_pairs, find_pairs_of, read_table
 import sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -148,7 +148,7 @@ def _masked(data_dir, df, masked_only:bool) -> pd.DataFrame:
     print(f"{data_dir}: training on the {(~missing).sum()} images with masks; left out {missing.sum()} without (--masked-only)", file=sys.stderr)
     return df[~missing].reset_index(drop=True)
 
-def training_split(data_dir, # dataset folder, or its `scan_dataset`
+def training_split(data_dir, # dataset folder, its `scan_dataset`, or a list of folders (`find_pairs_of`: trained on together)
                    valid_pct:float=0.2, # validation share, split by lesion (when no `split_csv`)
                    seed:int=42, # random seed of the split and of `limit`'s sample
                    split_csv=None, # use this split instead
@@ -158,7 +158,9 @@ def training_split(data_dir, # dataset folder, or its `scan_dataset`
                   ) -> pd.DataFrame:
     "Pairs of `data_dir`, all with masks, with `is_valid`: from `split_csv` (fold `fold`), or lesion-grouped; both sides non-empty."
     if fold is not None and not split_csv: raise SkinsegError(f"--fold {fold} needs --split: a K-fold CSV written by skinseg split --folds K")
-    df = find_pairs(data_dir)
+    several = isinstance(data_dir, (list, tuple))
+    df = find_pairs_of(data_dir) if several else find_pairs(data_dir)
+    if several: data_dir = ' + '.join(map(str, data_dir))  # how messages name them
     unmasked = int(df['mask'].isna().sum()) if masked_only else 0
     if masked_only: df = _masked(data_dir, df, True)
     if limit: df = df.sample(n=min(limit, len(df)), random_state=seed).reset_index(drop=True)

@@ -91,7 +91,7 @@ def check_train_options(out, epochs:int, bs:int, size, schedule:str, lr:float=1e
     return size * 2 if len(size) == 1 else size
 
 # %% ../nbs/api/13_train.ipynb #2b73f46d
-def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
+def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` reads), or a list of folders trained on together
           out:str|Path='models/skinseg', # output folder: model, config, log, checkpoint, split
           epochs:int=5, # training epochs
           bs:int=16, # batch size (per process)
@@ -136,6 +136,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
+    several = isinstance(data_dir, (list, tuple))
     dls = seg_dataloaders(df, size=size, bs=bs, num_workers=num_workers, seed=seed)
     if resume: model, init = build_model(arch, encoder, size=size), meta['config']['training']['encoder_init']
     else: model, init = model_for_training(arch, pretrained, weights, size, encoder)
@@ -147,14 +148,14 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
         if not resume: df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(out/'split.csv', index=False)
     config = meta['config'] if resume else default_config(
         arch=arch, encoder=encoder, input_size=list(size), fov=True, training=dict(
-            data=str(data_dir), n_train=int((~df.is_valid).sum()), n_valid=int(df.is_valid.sum()),
+            data=' + '.join(map(str, data_dir)) if several else str(data_dir), n_train=int((~df.is_valid).sum()), n_valid=int(df.is_valid.sum()),
             split='out/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
                                        if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, epochs=epochs, loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
             threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
-            run=dict(data_dir=str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
+            run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
                      schedule=schedule, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only)))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs.append(ResumableCSVLogger('log.csv', start_epoch))
@@ -173,7 +174,7 @@ def train(data_dir:str|Path, # dataset folder: HAM10000 layout, or images/ + mas
 
 # %% ../nbs/api/13_train.ipynb #7055d3ca
 @call_parse
-def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + masks/ + metadata.csv
+def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (any layout skinseg check reads); several are trained on together
                   out:str='models/skinseg', # output folder for model, config.json, log.csv, checkpoint, split.csv
                   epochs:int=5, # training epochs
                   bs:int=16, # batch size per process
@@ -199,7 +200,8 @@ def skinseg_train(data_dir:str, # dataset folder: HAM10000 layout, or images/ + 
                  ):
     "Train the ResNet-34 U-Net on a dataset folder; checkpoints every epoch, --resume after a crash."
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
-    train(data_dir, out, epochs=epochs, bs=bs, lr=lr, size=tuple(size), arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    train(dirs[0] if len(dirs) == 1 else dirs, out, epochs=epochs, bs=bs, lr=lr, size=tuple(size), arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
           seed=seed, schedule=schedule, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume,
           limit=limit, bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers,
           threads=threads, quiet=quiet)

@@ -50,3 +50,17 @@ def test_demo_names_its_own_options(tmp_path):
     r = run_inprocess('demo', '--n-images', 0, '--out', tmp_path/'demo')
     assert r.returncode == 2 and '--n-images' in r.stderr, r.stderr
     assert not (tmp_path/'demo').exists()
+
+def test_train_on_two_folders(data, tmp_path):
+    "`skinseg train A B` trains on both folders, split together by lesion, and records both for --resume; an overlap is refused."
+    other = make_dataset(tmp_path/'raw', n=8, seed=1)
+    for p in sorted(other.rglob('SYNTH_*')): p.rename(p.with_name(p.name.replace('SYNTH', 'OTHER')))
+    (other/'metadata.csv').write_text((other/'metadata.csv').read_text().replace('SYNTH', 'OTHER'))
+    r = run_inprocess('train', data, other, '--out', tmp_path/'run', '--epochs', 2, *TINY, '--no-pretrained', '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())['training']
+    assert cfg['n_train'] + cfg['n_valid'] == 20 and cfg['data'] == f'{data} + {other}', cfg
+    assert pd.read_csv(tmp_path/'run'/'split.csv').image_id.str.startswith('OTHER').sum() == 8
+    assert cfg['run']['data_dir'] == [str(data), str(other)]  # what --resume trains on again
+    r = run_inprocess('train', data, data, '--out', tmp_path/'dup', '--epochs', 1, *TINY, '--no-pretrained', '--quiet')
+    assert r.returncode != 0 and 'is also in' in r.stderr and r.stderr.count('\n') == 1, r.stderr
