@@ -15,7 +15,7 @@ Docs: https://skinseg.github.io/skinseg/api/core.html.md"""
 
 # %% auto #0
 __all__ = ['LesionMask', 'load_resized', 'to_batch', 'lesion_prob', 'keep_largest_lesion', 'prob_to_mask', 'field_of_view',
-           'in_view', 'iter_predict', 'predict', 'mask_filename', 'skinseg_predict']
+           'in_view', 'fov_on', 'iter_predict', 'predict', 'mask_filename', 'skinseg_predict']
 
 # %% ../nbs/api/03_core.ipynb #407089f1
 from .basics import *
@@ -165,6 +165,13 @@ def in_view(p:np.ndarray, # small lesion probability map `(h, w)` from `lesion_p
     "`p` with 0 outside the dermoscope's field of view (widened by one pixel for the resize's blur): `predict`'s `fov` step."
     return p * field_of_view(image, margin=1)
 
+# %% ../nbs/api/03_core.ipynb #f0v00044
+def fov_on(cfg:dict, # model config (`config.json`)
+           fov:bool|None=None, # the caller's choice; None: the config's
+          ) -> bool:
+    "Whether `in_view` applies: the caller's choice, else the model config's `fov` (on when the config predates it)."
+    return bool(cfg.get('fov', True) if fov is None else fov)
+
 # %% ../nbs/api/03_core.ipynb #3408dd4d
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -201,7 +208,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
     net, cfg, bf16 = inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
     postprocess = cfg['postprocess'] if postprocess is None else postprocess
-    fov = cfg.get('fov', True) if fov is None else fov
+    fov = fov_on(cfg, fov)
     size, thr = tuple(cfg['input_size']), cfg['threshold']
     name = lambda i: str(items[i]) if isinstance(items[i], (str, Path)) else _source(items[i], i)
     def load(i):

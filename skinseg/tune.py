@@ -19,7 +19,7 @@ __all__ = ['THRESHOLDS', 'inference_scores', 'summarize_options', 'choose_infere
 from .basics import *
 from .images import *
 from .model import *
-from .core import load_resized, to_batch, lesion_prob, in_view, prob_to_mask, keep_largest_lesion, iter_predict
+from .core import load_resized, to_batch, lesion_prob, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
 from .layouts import find_pairs
 from .metrics import mask_scores
 import json
@@ -37,7 +37,7 @@ def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
         p = lesion_prob(net, x, bf16=bf16)
         p_tta = (p + lesion_prob(net, x.flip(3), bf16=bf16).flip(2) + lesion_prob(net, x.flip(2), bf16=bf16).flip(1)) / 3  # as `lesion_prob(tta=True)`
         for (img, hw), a, b in zip(loaded, p, p_tta):
-            yield (hw, in_view(a.numpy(), img), in_view(b.numpy(), img)) if cfg.get('fov', True) else (hw, a, b)
+            yield (hw, in_view(a.numpy(), img), in_view(b.numpy(), img)) if fov_on(cfg) else (hw, a, b)
 
 def inference_scores(model, # model folder or `(model, config)` pair
                      images:list, # validation images (paths or arrays)
@@ -90,7 +90,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows = []
-    for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True), masks)):
+    for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):
         g = torch.from_numpy(binarize_mask(read_mask(m) if isinstance(m, (str, Path)) else np.asarray(m)) > 0)
         pred = torch.from_numpy(lm.prob)[None] > thr
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])
