@@ -11,13 +11,14 @@ Splits (the same for every run):
 
 One run per call; each appends its record to benchmarks/results/carry_over.json and keeps the model in runs/carry_over/.
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
+`--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size.
 """
 from _common import hardware, command, RESULTS, REPO, rel
 import os, sys, json, time, random, argparse
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
-from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_mask, binarize_mask, iter_predict,
+from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.data import find_pairs, split_pairs, presize
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
@@ -61,10 +62,18 @@ def augmentations(aug:str) -> list:
     if aug == 'flips': return [RandFlips()]
     raise ValueError(aug)
 
-def dataloaders(df, size, bs, aug, mean, std, seed):
-    "Like `skinseg.loaders.seg_dataloaders`, with the batch augmentation and the normalisation stats as options."
+def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
+    "Colour constancy (Finlayson & Trezzi 2004, as in ISIC 2018-2019 winning entries): scale each channel so the image's p-norm illuminant is grey."
+    x = img.astype(np.float32)
+    e = np.power(np.power(x, p).mean((-3, -2), keepdims=True), 1 / p)
+    e = e / np.sqrt((e ** 2).sum(-1, keepdims=True)) * np.sqrt(3)
+    return np.clip(x / np.maximum(e, 1e-6), 0, 255).astype(np.uint8)
+
+def dataloaders(df, size, bs, aug, mean, std, seed, colour='none'):
+    "Like `skinseg.loaders.seg_dataloaders`, with the batch augmentation, the normalisation stats and colour constancy as options."
     df = df.reset_index(drop=True)
     arrays = presize(df, size)
+    if colour == 'sog': arrays = (np.stack([shades_of_grey(a) for a in arrays[0]]), arrays[1])
     block = seg_datablock(df, size, aug == 'library', arrays)
     extra = augmentations(aug)
     keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
@@ -83,11 +92,12 @@ class PooledCEDiceLoss(CEDiceLoss):
         return F.cross_entropy(pred, targ) + self.dice_weight * (1 - dice)
 
 # ---------------------------------------------------------------- scoring
-def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False) -> dict:
+def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none') -> dict:
     "Per-image arrays (images x thresholds) of intersection, predicted and true pixels at the images' own size, via `iter_predict`."
     inter, pred_px, gt_px = [], [], []
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
-    for lm, mpath in zip(iter_predict(list(df.image), model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
+    images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
+    for lm, mpath in zip(iter_predict(images, model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
         g = torch.from_numpy(binarize_mask(read_mask(mpath)).astype(bool))
         p = torch.from_numpy(lm.prob)[None] > thr
         inter.append((p & g).flatten(1).sum(1).numpy()); pred_px.append(p.flatten(1).sum(1).numpy()); gt_px.append(int(g.sum()))
@@ -104,11 +114,25 @@ def summarize(s, j) -> dict:
                 too_large_share=round(float((p > g).mean()), 3),
                 pred_area_mean=round(float(p.mean()), 1), true_area_mean=round(float(g.mean()), 1))
 
-def append_result(rec):
-    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
-    recs = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else []
+def append_result(rec, path=OUT_JSON):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recs = json.loads(path.read_text()) if path.is_file() else []
     recs.append(rec)
-    tmp = OUT_JSON.with_suffix('.tmp'); tmp.write_text(json.dumps(recs, indent=1, default=str) + '\n'); os.replace(tmp, OUT_JSON)
+    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(recs, indent=1, default=str) + '\n'); os.replace(tmp, path)
+
+def by_lesion_size(model_dir:Path) -> dict:
+    "ISIC test Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
+    cfg = json.loads((model_dir/CONFIG_NAME).read_text())
+    te = splits()[1].query("part == 'test'")
+    s = score(model_dir, te, thresholds=[0.5], colour=cfg['training']['args'].get('colour', 'none'))
+    i, p, g = s['inter'][:, 0], s['pred'][:, 0], s['gt'][:, 0]
+    d = pd.DataFrame(dict(frac=g / (256 * 256), dice=2 * i / np.maximum(p + g, 1), ratio=p / np.maximum(g, 1)))
+    d['quarter'] = pd.qcut(d.frac, 4, labels=['smallest', 'small', 'large', 'largest'])
+    q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
+                                               area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
+    return dict(benchmark='carry_over_by_size', variant=cfg['training']['variant'], seed=cfg['training']['args']['seed'],
+                model_dir=rel(model_dir), command=command(), when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                threshold=0.5, data='isic_test (1,000 ISIC 2017 images, 256x256)', by_quarter=q.reset_index().to_dict('records'))
 
 def table(path=OUT_JSON) -> str:
     "A markdown table of every run in the results file, at 0.5 and at the chosen threshold, and the spread between seeds."
@@ -131,11 +155,16 @@ def table(path=OUT_JSON) -> str:
 # ---------------------------------------------------------------- one run
 def main():
     if '--table' in sys.argv: print(table()); return
+    if '--by-size' in sys.argv:  # --by-size RUN_DIR...: ISIC test scores per quarter of lesion size, appended to carry_over_by_size.json
+        for d in sys.argv[sys.argv.index('--by-size') + 1:]:
+            rec = by_lesion_size(Path(d)/'model'); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic'], help='train on HAM10000 train, or also on isic_train')
     ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic)')
     ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips'])
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
+    ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
     ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled'], help='Dice term of CE + Dice')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--epochs', type=int, default=5)
@@ -156,7 +185,7 @@ def main():
         for k, v in cfg['training']['args'].items():
             if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
-    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
+    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
@@ -183,10 +212,11 @@ def train_model(a, variant, out, size, df, train_df):
     set_seed(a.seed)
     if a.norm == 'dataset':
         imgs = presize(train_df.drop_duplicates('image_id').reset_index(drop=True), size)[0]
+        if a.colour == 'sog': imgs = np.stack([shades_of_grey(i) for i in imgs])
         mean = tuple(float(v) for v in imgs.reshape(-1, 3).mean(0) / 255); std = tuple(float(v) for v in imgs.reshape(-1, 3).std(0) / 255)
     else: mean, std = IMAGENET_MEAN, IMAGENET_STD
     set_seed(a.seed)
-    dls, _ = dataloaders(df, size, a.bs, a.aug, mean, std, a.seed)
+    dls, _ = dataloaders(df, size, a.bs, a.aug, mean, std, a.seed, a.colour)
     model = build_model('smp', 'resnet34', size=size)  # random init: no pretrained weights here
     bf16 = bf16_supported('cpu')
     learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out)
@@ -207,7 +237,7 @@ def train_model(a, variant, out, size, df, train_df):
 def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
 
     t1 = time.time()
-    res = {name: score(model_dir, d, tta=a.tta) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
+    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none')) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
     eval_s = time.time() - t1
     calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
     jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
