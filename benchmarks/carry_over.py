@@ -63,7 +63,7 @@ def augmentations(aug:str) -> list:
     raise ValueError(aug)
 
 def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
-    "Colour constancy (Finlayson & Trezzi 2004, as in ISIC 2018-2019 winning entries): scale each channel so the image's p-norm illuminant is grey."
+    "Shades-of-grey colour constancy (Finlayson & Trezzi 2004; used by the winning ISIC 2019 entry, Gessert et al. 2020): scale each channel so the image's p-norm illuminant is grey."
     x = img.astype(np.float32)
     e = np.power(np.power(x, p).mean((-3, -2), keepdims=True), 1 / p)
     e = e / np.sqrt((e ** 2).sum(-1, keepdims=True)) * np.sqrt(3)
