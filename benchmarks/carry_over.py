@@ -73,7 +73,7 @@ def dataloaders(df, size, bs, aug, mean, std, seed, colour='none'):
     "Like `skinseg.loaders.seg_dataloaders`, with the batch augmentation, the normalisation stats and colour constancy as options."
     df = df.reset_index(drop=True)
     arrays = presize(df, size)
-    if colour == 'sog': arrays = (np.stack([shades_of_grey(a) for a in arrays[0]]), arrays[1])
+    if colour == 'sog': arrays = (shades_of_grey(arrays[0]), arrays[1])
     block = seg_datablock(df, size, aug == 'library', arrays)
     extra = augmentations(aug)
     keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
@@ -103,11 +103,15 @@ def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none')
         inter.append((p & g).flatten(1).sum(1).numpy()); pred_px.append(p.flatten(1).sum(1).numpy()); gt_px.append(int(g.sum()))
     return dict(inter=np.array(inter, float), pred=np.array(pred_px, float), gt=np.array(gt_px, float)[:, None])
 
-def summarize(s, j) -> dict:
-    "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
+def dice_iou(s, j) -> tuple:
+    "`(intersection, predicted, true pixels, Dice, IoU)` per image at threshold column `j` of `score`'s arrays; 1 where both masks are empty."
     i, p, g = s['inter'][:, j], s['pred'][:, j], s['gt'][:, 0]
     union = p + g - i
-    iou = np.where(union == 0, 1., i / np.maximum(union, 1)); dice = np.where(p + g == 0, 1., 2 * i / np.maximum(p + g, 1))
+    return i, p, g, np.where(p + g == 0, 1., 2 * i / np.maximum(p + g, 1)), np.where(union == 0, 1., i / np.maximum(union, 1))
+
+def summarize(s, j) -> dict:
+    "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
+    i, p, g, dice, iou = dice_iou(s, j)
     return dict(n=len(i), dice=round(float(dice.mean()), 4), iou=round(float(iou.mean()), 4),
                 isic=round(float(np.where(iou >= 0.65, iou, 0).mean()), 4),
                 area_ratio_median=round(float(np.median(p / np.maximum(g, 1))), 3),
@@ -120,13 +124,12 @@ def append_result(rec, path=OUT_JSON):
     recs.append(rec)
     tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(recs, indent=1, default=str) + '\n'); os.replace(tmp, path)
 
-def by_lesion_size(model_dir:Path) -> dict:
-    "ISIC test Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
+def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
+    "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
     cfg = json.loads((model_dir/CONFIG_NAME).read_text())
-    te = splits()[1].query("part == 'test'")
     s = score(model_dir, te, thresholds=[0.5], colour=cfg['training']['args'].get('colour', 'none'))
-    i, p, g = s['inter'][:, 0], s['pred'][:, 0], s['gt'][:, 0]
-    d = pd.DataFrame(dict(frac=g / (256 * 256), dice=2 * i / np.maximum(p + g, 1), ratio=p / np.maximum(g, 1)))
+    i, p, g, dice, _ = dice_iou(s, 0)
+    d = pd.DataFrame(dict(frac=g / (256 * 256), dice=dice, ratio=p / np.maximum(g, 1)))
     d['quarter'] = pd.qcut(d.frac, 4, labels=['smallest', 'small', 'large', 'largest'])
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
                                                area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
@@ -156,8 +159,9 @@ def table(path=OUT_JSON) -> str:
 def main():
     if '--table' in sys.argv: print(table()); return
     if '--by-size' in sys.argv:  # --by-size RUN_DIR...: ISIC test scores per quarter of lesion size, appended to carry_over_by_size.json
+        te = splits()[1].query("part == 'test'")
         for d in sys.argv[sys.argv.index('--by-size') + 1:]:
-            rec = by_lesion_size(Path(d)/'model'); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
+            rec = by_lesion_size(Path(d)/'model', te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic'], help='train on HAM10000 train, or also on isic_train')
@@ -212,7 +216,7 @@ def train_model(a, variant, out, size, df, train_df):
     set_seed(a.seed)
     if a.norm == 'dataset':
         imgs = presize(train_df.drop_duplicates('image_id').reset_index(drop=True), size)[0]
-        if a.colour == 'sog': imgs = np.stack([shades_of_grey(i) for i in imgs])
+        if a.colour == 'sog': imgs = shades_of_grey(imgs)
         mean = tuple(float(v) for v in imgs.reshape(-1, 3).mean(0) / 255); std = tuple(float(v) for v in imgs.reshape(-1, 3).std(0) / 255)
     else: mean, std = IMAGENET_MEAN, IMAGENET_STD
     set_seed(a.seed)
