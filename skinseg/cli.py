@@ -29,7 +29,7 @@ VERBS = {
     'evaluate': ('skinseg.metrics:skinseg_evaluate', 'score predicted masks against ground truth (Dice, IoU, ISIC)'),
     'calibrate': ('skinseg.tune:skinseg_calibrate',  "choose a model's decision threshold on a clinic's labelled images"),
     'export':   ('skinseg.export:skinseg_export',    'export a trained model to ONNX or TorchScript'),
-    'demo':     ('skinseg.cli:skinseg_demo',        'train briefly and predict on built-in data: the embedded default job'),
+    'demo':     ('skinseg.cli:skinseg_demo',        'train briefly and predict, on HAM10000 if found, else on generated images: the default job'),
 }
 
 # %% ../nbs/api/17_cli.ipynb #1b684850
@@ -149,6 +149,6 @@ def skinseg_demo(out:str='demo_out', # folder for the model, masks, scores and p
                  pretrained:bool=True, # ImageNet encoder when downloadable; --no-pretrained trains from scratch
                  quiet:bool=False, # print only the summary (no per-epoch lines)
                 ):
-    "Train briefly on built-in data, predict held-out lesions at full size, score them and draw the errors."
+    "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors."
     summary = run_demo(out, data, n_images, epochs, tuple(size), pretrained, quiet)
     print(json.dumps(summary, indent=2))
