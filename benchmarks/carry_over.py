@@ -18,12 +18,13 @@ import os, sys, json, time, random, argparse
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
+from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.data import find_pairs, split_pairs, presize
-from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
+from skinseg.loaders import seg_datablock, seg_augment, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
-from fastai.vision.all import aug_transforms, Normalize, RandTransform, TensorImage, TensorMask, CSVLogger, ProgressCallback
+from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback
 from fastai.torch_core import set_seed
 
 THRESHOLDS = np.round(np.arange(0.30, 0.951, 0.05), 2)
@@ -40,26 +41,12 @@ def splits(isic_n_test=1000, isic_n_calib=200, seed=2017):
     part[order[isic_n_test + isic_n_calib:]] = 'train'
     return ham, isic.assign(part=part)
 
-class RandFlips(RandTransform):
-    "Independent random horizontal and vertical flips per image, the same for its mask (the plain loop's only augmentation)."
-    order, split_idx = 25, 0
-    def __init__(self): super().__init__(p=1.)
-    def before_call(self, b, split_idx):
-        super().before_call(b, split_idx)
-        n = (b[0] if isinstance(b, tuple) else b).shape[0]
-        self.h, self.v = torch.rand(n) < 0.5, torch.rand(n) < 0.5
-    def _flip(self, x):
-        x = x.clone(); x[self.h] = x[self.h].flip(-1); x[self.v] = x[self.v].flip(-2)
-        return x
-    def encodes(self, x:TensorImage): return self._flip(x)
-    def encodes(self, x:TensorMask): return self._flip(x)
-
 def augmentations(aug:str) -> list:
     if aug == 'library': return None  # skinseg.loaders.seg_augment, as seg_datablock adds it
     if aug == 'zoom':  # the library's augmentation plus zoom-out to 0.7 with black (zero) padding, like a dermoscope's dark field of view
         return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
                                 max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
-    if aug == 'flips': return [RandFlips()]
+    if aug == 'flips': return seg_augment('flips')  # runs recorded before 2026-12-01 11:30 UTC used an own transform with the same draw: left-right and up-down flips, each with p=0.5
     raise ValueError(aug)
 
 def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
@@ -90,6 +77,20 @@ class PooledCEDiceLoss(CEDiceLoss):
         p, t = pred.softmax(1)[:, 1], (targ == 1).float()
         dice = (2 * (p * t).sum() + self.smooth) / (p.sum() + t.sum() + self.smooth)
         return F.cross_entropy(pred, targ) + self.dice_weight * (1 - dice)
+
+class BoundaryCEDiceLoss(CEDiceLoss):
+    "CE + per-image Dice + the boundary loss of Kervadec et al. 2019 (MIDL): the mean of the lesion probability times the ground truth's signed distance to its border (negative inside, divided by the image diagonal), so lesion drawn far outside the true border costs more."
+    def __init__(self, boundary_weight:float=1., **kw): super().__init__(**kw); self.boundary_weight = boundary_weight
+    def forward(self, pred, targ):
+        t = targ.as_subclass(torch.Tensor).cpu().numpy() == 1
+        phi = np.stack([signed_distance(m) for m in t]) / np.hypot(*t.shape[-2:])
+        p = pred.as_subclass(torch.Tensor).float().softmax(1)[:, 1]
+        return super().forward(pred, targ) + self.boundary_weight * (p * torch.from_numpy(phi).to(p)).mean()
+
+def signed_distance(m:np.ndarray) -> np.ndarray:
+    "Euclidean distance in pixels to the border of boolean mask `m`: positive outside, negative inside; zeros for an empty or full mask."
+    if m.all() or not m.any(): return np.zeros(m.shape, np.float32)
+    return (distance_transform_edt(~m) - distance_transform_edt(m)).astype(np.float32)
 
 # ---------------------------------------------------------------- scoring
 def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none') -> dict:
@@ -169,7 +170,8 @@ def main():
     ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips'])
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
     ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
-    ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled'], help='Dice term of CE + Dice')
+    ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary'],
+                    help='Dice term of CE + Dice (per image or pooled over the batch), or per-image CE + Dice + boundary loss')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--epochs', type=int, default=5)
     ap.add_argument('--size', type=int, nargs=2, default=[96, 128])
@@ -190,7 +192,7 @@ def main():
             if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
-                         + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else ''))
+                         + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else '') + (f"_{a.epochs}ep" if a.epochs != 5 else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
     if a.tta: variant += '+tta'
@@ -225,6 +227,7 @@ def train_model(a, variant, out, size, df, train_df):
     bf16 = bf16_supported('cpu')
     learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out)
     if a.loss == 'pooled': learn.loss_func = PooledCEDiceLoss()
+    if a.loss == 'boundary': learn.loss_func = BoundaryCEDiceLoss()
     learn.remove_cb(ProgressCallback)
     t0 = time.time()
     learn.fit_one_cycle(a.epochs, a.lr, cbs=[CSVLogger('log.csv')])

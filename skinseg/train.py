@@ -17,7 +17,7 @@ __all__ = ['PRESETS', 'SCHEDULES', 'format_epoch', 'show_progress', 'preset_epoc
 from .basics import *
 from .model import *
 from .splits import training_split
-from .loaders import seg_dataloaders
+from .loaders import seg_dataloaders, AUGMENTATIONS
 from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
@@ -84,7 +84,8 @@ def _patch_cpu_broadcast():
 
 # %% ../nbs/api/13_train.ipynb #a1f2a477
 def check_train_options(out, epochs:int, bs:int, size, schedule:str, lr:float=1e-3, valid_pct:float=0.2, split_csv=None,
-                        fold:int|None=None, limit:int|None=None, seed:int=42, threads:int|None=None, num_workers:int=0) -> tuple:
+                        fold:int|None=None, limit:int|None=None, seed:int=42, threads:int|None=None, num_workers:int=0,
+                        augment:str='standard') -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
     check_count(epochs, '--epochs'); check_count(bs, '--bs'); check_count(limit, '--limit'); check_count(threads, '--threads')
@@ -99,6 +100,7 @@ def check_train_options(out, epochs:int, bs:int, size, schedule:str, lr:float=1e
         raise SkinsegError(f"--size takes HEIGHT WIDTH (or one number), each a multiple of 32 (the U-Net halves it 5 times), "
                            f"not {' '.join(map(str, size))}")
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
+    if augment not in AUGMENTATIONS: raise SkinsegError(f"unknown augmentation {augment!r}: choose one of {AUGMENTATIONS}")
     return size * 2 if len(size) == 1 else size
 
 # %% ../nbs/api/13_train.ipynb #2b73f46d
@@ -115,6 +117,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
           weights:str|None=None, # local ImageNet encoder weights file instead of the download
           seed:int=42, # seed for the split, initialisation and data order
           schedule:str='one_cycle', # 'one_cycle' (cosine warm-up then anneal) or 'flat_cos'
+          augment:str='standard', # batch augmentation (`AUGMENTATIONS`): 'standard', or 'flips' (flips only)
           valid_pct:float=0.2, # validation share, split by lesion
           split_csv:str|None=None, # use this split (image_id, is_valid; or image_id, fold with `fold`) instead
           fold:int|None=None, # with a fold CSV (`skinseg split --folds K`): this fold is validation, the others train
@@ -138,18 +141,18 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         data_dir, epochs, bs, lr, size, arch, encoder, seed, schedule, wd = (run[k] for k in
             ('data_dir', 'epochs', 'bs', 'lr', 'size', 'arch', 'encoder', 'seed', 'schedule', 'wd'))
         split_csv, fold, limit, bf16, channels_last = out/'split.csv', None, None, run['bf16'], run['channels_last']
-        masked_only = run.get('masked_only', False)
+        masked_only, augment = run.get('masked_only', False), run.get('augment', 'standard')
         start_epoch, best, history = meta['epoch'], meta['best'], meta['history']
         if start_epoch >= epochs:
             if not quiet: print(f"{out/CHECKPOINT_NAME}: all {epochs} epochs already done")
             return None
-    size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers)
+    size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers, augment)
     if bf16 is None: bf16 = bf16_supported('cuda' if torch.cuda.is_available() else 'cpu')
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
     several = isinstance(data_dir, (list, tuple))
-    dls = seg_dataloaders(df, size=size, bs=bs, num_workers=num_workers, seed=seed)
+    dls = seg_dataloaders(df, size=size, bs=bs, aug=augment, num_workers=num_workers, seed=seed)
     if resume: model, init = build_model(arch, encoder, size=size), meta['config']['training']['encoder_init']
     else: model, init = model_for_training(arch, pretrained, weights, size, encoder)
     learn = seg_learner(dls, model, lr=lr, wd=wd, bf16=bf16, channels_last=channels_last, path=out)
@@ -164,11 +167,11 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
             split='out/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
                                        if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
-            encoder_init=init, preset=preset, epochs=epochs, loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
+            encoder_init=init, preset=preset, epochs=epochs, augment=augment, loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
             threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
-                     schedule=schedule, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only)))
+                     schedule=schedule, augment=augment, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only)))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs.append(ResumableCSVLogger('log.csv', start_epoch))
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
@@ -199,6 +202,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   weights:str=None, # local ImageNet encoder weights FILE (torchvision resnet34 .pth or .safetensors)
                   seed:int=42, # random seed (split, init, data order)
                   schedule:str='one_cycle', # one_cycle or flat_cos
+                  augment:str='standard', # batch augmentation: standard (flips, free rotation, mild zoom, colour jitter) or flips (flips only)
                   valid_pct:float=0.2, # validation share, split by lesion
                   split:str=None, # split CSV (image_id, is_valid) to use instead of a new split, or a fold CSV with --fold
                   fold:int=None, # with a fold CSV from `skinseg split --folds K`: fold K is validation, the others train
@@ -215,6 +219,6 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     train(dirs[0] if len(dirs) == 1 else dirs, out, epochs=epochs, preset=preset, bs=bs, lr=lr, size=tuple(size), arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
-          seed=seed, schedule=schedule, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume,
+          seed=seed, schedule=schedule, augment=augment, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume,
           limit=limit, bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers,
           threads=threads, quiet=quiet)

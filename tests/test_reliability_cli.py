@@ -265,10 +265,10 @@ def test_train_broken_image_named(train_data, tmp_path):
     assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
 
 @pytest.mark.parametrize('option', [['--bs', '0'], ['--size', '0', '0'], ['--size', '32', '32', '32'], ['--encoder', 'vgg99'],
-                                    ['--epochs', '0'], ['--preset', 'longer']], ids=' '.join)
+                                    ['--epochs', '0'], ['--preset', 'longer'], ['--augment', 'heavy']], ids=' '.join)
 def test_train_bad_option_values(train_data, tmp_path, option):
     "An impossible option value is named in one line before any work, and nothing is written."
-    args = ['--epochs', '1', '--bs', '2', '--size', '32', '32', '--encoder', 'resnet18', '--preset', 'recipe']
+    args = ['--epochs', '1', '--bs', '2', '--size', '32', '32', '--encoder', 'resnet18', '--preset', 'recipe', '--augment', 'standard']
     i = args.index(option[0]); j = i + 1 + (2 if option[0] == '--size' else 1)
     args[i:j] = option
     line = one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', *args, '--no-pretrained', '--bf16', 'off'), 'train')

@@ -65,11 +65,12 @@ def test_train_on_two_folders(data, tmp_path):
     r = run_inprocess('train', data, data, '--out', tmp_path/'dup', '--epochs', 1, *TINY, '--no-pretrained', '--quiet')
     assert r.returncode != 0 and 'is also in' in r.stderr and r.stderr.count('\n') == 1, r.stderr
 
-def test_train_preset_long(data, tmp_path):
-    "`--preset long` trains the preset's 10 epochs and records the preset in the config; the default preset is the 5-epoch recipe."
-    r = run_inprocess('train', data, '--out', tmp_path/'run', '--preset', 'long', *TINY, '--no-pretrained', '--quiet')
+def test_train_preset_long_with_flips(data, tmp_path):
+    "`--preset long` trains the preset's 10 epochs; `--augment flips` trains with flips only; both are recorded in the config."
+    r = run_inprocess('train', data, '--out', tmp_path/'run', '--preset', 'long', '--augment', 'flips', *TINY, '--no-pretrained', '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     assert pd.read_csv(tmp_path/'run'/'log.csv').epoch.tolist() == list(range(10))
     cfg = json.loads((tmp_path/'run'/'config.json').read_text())['training']
-    assert (cfg['preset'], cfg['epochs']) == ('long', 10), cfg
-    assert '--preset' in run_inprocess('train', '--help').stdout
+    assert (cfg['preset'], cfg['epochs'], cfg['augment'], cfg['run']['augment']) == ('long', 10, 'flips', 'flips'), cfg
+    help_text = run_inprocess('train', '--help').stdout
+    assert '--preset' in help_text and '--augment' in help_text
