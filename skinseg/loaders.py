@@ -52,7 +52,9 @@ class ColourJitter(RandTransform):
 # %% ../nbs/api/09_loaders.ipynb #da4276e6
 AUGMENTATIONS = ('standard', 'flips')
 
-def _flip_codes(x): return torch.randint(0, 4, (x.size(0),), device=x.device)  # fastai's dihedral codes 0-3: none, left-right, up-down, both
+_FLIPS = torch.tensor([0, 1, 2, 4])  # fastai's dihedral codes without a transpose: none, left-right, up-down, both
+
+def _flip_codes(x): return _FLIPS.to(x.device)[torch.randint(0, 4, (x.size(0),), device=x.device)]
 
 def seg_augment(kind:str='standard', # 'standard': flips, free rotation, mild zoom, colour jitter; 'flips': flips only
                ) -> list:
