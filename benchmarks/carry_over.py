@@ -22,7 +22,7 @@ from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.data import find_pairs, split_pairs, presize
-from skinseg.loaders import seg_datablock, seg_augment, ArrayBatches, SegDL, ColourJitter
+from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
 from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback
 from fastai.torch_core import set_seed
@@ -41,13 +41,10 @@ def splits(isic_n_test=1000, isic_n_calib=200, seed=2017):
     part[order[isic_n_test + isic_n_calib:]] = 'train'
     return ham, isic.assign(part=part)
 
-def augmentations(aug:str) -> list:
-    if aug == 'library': return None  # skinseg.loaders.seg_augment, as seg_datablock adds it
-    if aug == 'zoom':  # the library's augmentation plus zoom-out to 0.7 with black (zero) padding, like a dermoscope's dark field of view
-        return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
-                                max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
-    if aug == 'flips': return seg_augment('flips')  # runs recorded before 2026-12-01 11:30 UTC used an own transform with the same draw: left-right and up-down flips, each with p=0.5
-    raise ValueError(aug)
+def zoom_out() -> list:
+    "The library's augmentation plus zoom-out to 0.7 with black (zero) padding, like a dermoscope's dark field of view (`--aug zoom`)."
+    return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
+                            max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
 
 def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
     "Shades-of-grey colour constancy (Finlayson & Trezzi 2004; used by the winning ISIC 2019 entry, Gessert et al. 2020): scale each channel so the image's p-norm illuminant is grey."
@@ -61,10 +58,10 @@ def dataloaders(df, size, bs, aug, mean, std, seed, colour='none'):
     df = df.reset_index(drop=True)
     arrays = presize(df, size)
     if colour == 'sog': arrays = (shades_of_grey(arrays[0]), arrays[1])
-    block = seg_datablock(df, size, aug == 'library', arrays)
-    extra = augmentations(aug)
+    # 'library' and 'flips' are skinseg's own (seg_augment); the flips runs recorded before 2026-12-01 11:30 UTC used an own transform with the same draw
+    block = seg_datablock(df, size, {'library': 'standard', 'flips': 'flips'}.get(aug, False), arrays)
     keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
-    block.batch_tfms = keep + (extra or []) + [Normalize.from_stats(mean, std, cuda=False)]
+    block.batch_tfms = keep + (zoom_out() if aug == 'zoom' else []) + [Normalize.from_stats(mean, std, cuda=False)]
     dls = block.dataloaders(df, bs=bs, num_workers=0, dl_type=SegDL)
     for dl in dls.loaders: ArrayBatches(dl, *arrays)
     dls.train.rng = random.Random(seed)
