@@ -7,7 +7,7 @@ Splits (the same for every run):
 - HAM10000: `split_pairs(find_pairs(ham), valid_pct=0.2, seed=42)`, lesion-grouped: 8,012 train / 2,003 validation.
 - ISIC 2017 (2,000 images, one lesion each): shuffled with `numpy.random.default_rng(2017)`; the first 1,000 are
   `isic_test` (reported, never trained on, never used to choose anything), the next 200 `isic_calib` (choose the
-  threshold; never trained on), the last 800 `isic_train` (only the `ham+isic` variants train on them).
+  threshold; never trained on), the last 800 `isic_train` (only the `ham+isic` and `isic` variants train on them).
 
 One run per call; each appends its record to benchmarks/results/carry_over.json and keeps the model in runs/carry_over/.
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
@@ -162,8 +162,8 @@ def main():
             rec = by_lesion_size(Path(d)/'model', te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic'], help='train on HAM10000 train, or also on isic_train')
-    ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic)')
+    ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic', 'isic'], help='train on HAM10000 train, also on isic_train, or on isic_train alone')
+    ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic, isic)')
     ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips'])
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
     ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
@@ -188,7 +188,7 @@ def main():
         for k, v in cfg['training']['args'].items():
             if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
-    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if a.data == 'ham+isic' else '')
+    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else '') + (f"_{a.epochs}ep" if a.epochs != 5 else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
@@ -200,8 +200,8 @@ def main():
     isic_te, isic_ca, isic_tr = (isic[isic.part == p] for p in ('test', 'calib', 'train'))
     if a.ham_train: ham_tr = ham_tr.iloc[np.sort(np.random.default_rng(0).permutation(len(ham_tr))[:a.ham_train])]
     if a.limit: ham_tr, ham_va, isic_te, isic_ca, isic_tr = (d.iloc[:a.limit] for d in (ham_tr, ham_va, isic_te, isic_ca, isic_tr))
-    train_df = ham_tr.assign(source='ham')
-    if a.data == 'ham+isic': train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
+    train_df = ham_tr.assign(source='ham') if 'ham' in a.data else ham_tr.iloc[:0].assign(source='ham')
+    if 'isic' in a.data: train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
     monitor = ham_va.iloc[:400]  # per-epoch log only; the model kept is the last epoch's, chosen on nothing
     df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
 
@@ -254,8 +254,8 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
                options=vars(a), mean=list(mean), std=list(std),
                split=dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
-                          n_ham_train=len(ham_tr), ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
-                          n_isic_train_used=len(isic_tr) if a.data == 'ham+isic' else 0),
+                          n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
+                          n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
                train_s=train_s and round(train_s, 1), tta=a.tta, eval_s=round(eval_s, 1),
                epoch_log=pd.read_csv(out/'log.csv').to_dict('records'),
                chosen_threshold=thr, threshold_chosen_on='isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',

@@ -65,6 +65,27 @@ def test_train_on_two_folders(data, tmp_path):
     r = run_inprocess('train', data, data, '--out', tmp_path/'dup', '--epochs', 1, *TINY, '--no-pretrained', '--quiet')
     assert r.returncode != 0 and 'is also in' in r.stderr and r.stderr.count('\n') == 1, r.stderr
 
+def test_train_repeats_the_smaller_folder(data, tmp_path):
+    "`--repeat 1 3` shows the second folder's training images three times per epoch, validation once; recorded for --resume."
+    other = make_dataset(tmp_path/'raw', n=8, seed=1)
+    for p in sorted(other.rglob('SYNTH_*')): p.rename(p.with_name(p.name.replace('SYNTH', 'OTHER')))
+    (other/'metadata.csv').write_text((other/'metadata.csv').read_text().replace('SYNTH', 'OTHER'))
+    r = run_inprocess('train', data, other, '--out', tmp_path/'run', '--repeat', 1, 3, '--epochs', 1, *TINY, '--no-pretrained', '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((tmp_path/'run'/'config.json').read_text())['training']
+    split = pd.read_csv(tmp_path/'run'/'split.csv')
+    assert len(split) == 20 and cfg['n_train'] == (~split.is_valid).sum(), cfg
+    train_other = (~split.is_valid & split.image_id.str.startswith('OTHER')).sum()
+    assert cfg['train_rows_per_epoch'] == cfg['n_train'] + 2 * train_other and train_other > 0, cfg
+    assert cfg['repeat'] == cfg['run']['repeat'] == [1, 3], cfg
+    for bad, says in ((['--repeat', 2], '--repeat takes one whole number of at least 1 per dataset folder (2 folders), not 2'),
+                      (['--repeat', 1, 0], '--repeat takes one whole number of at least 1 per dataset folder (2 folders), not 1 0')):
+        r = run_inprocess('train', data, other, '--out', tmp_path/'bad', '--epochs', 1, *TINY, '--no-pretrained', *bad)
+        assert r.returncode == 2 and f'skinseg train: error: {says}' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    r = run_inprocess('train', data, '--out', tmp_path/'bad', '--repeat', 3, '--epochs', 1, *TINY, '--no-pretrained')
+    assert r.returncode == 2 and 'give two or more folders' in r.stderr, r.stderr
+    assert not (tmp_path/'bad').exists()
+
 def test_train_preset_long_with_flips(data, tmp_path):
     "`--preset long` trains the preset's 10 epochs; `--augment flips` trains with flips only; both are recorded in the config."
     r = run_inprocess('train', data, '--out', tmp_path/'run', '--preset', 'long', '--augment', 'flips', *TINY, '--no-pretrained', '--quiet')
