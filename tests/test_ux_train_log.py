@@ -51,11 +51,16 @@ def test_demo_names_its_own_options(tmp_path):
     assert r.returncode == 2 and '--n-images' in r.stderr, r.stderr
     assert not (tmp_path/'demo').exists()
 
-def test_train_on_two_folders(data, tmp_path):
-    "`skinseg train A B` trains on both folders, split together by lesion, and records both for --resume; an overlap is refused."
+def other_clinic(tmp_path):
+    "A second synthetic dataset folder of 8 pairs whose ids (OTHER_...) do not clash with the first."
     other = make_dataset(tmp_path/'raw', n=8, seed=1)
     for p in sorted(other.rglob('SYNTH_*')): p.rename(p.with_name(p.name.replace('SYNTH', 'OTHER')))
     (other/'metadata.csv').write_text((other/'metadata.csv').read_text().replace('SYNTH', 'OTHER'))
+    return other
+
+def test_train_on_two_folders(data, tmp_path):
+    "`skinseg train A B` trains on both folders, split together by lesion, and records both for --resume; an overlap is refused."
+    other = other_clinic(tmp_path)
     r = run_inprocess('train', data, other, '--out', tmp_path/'run', '--epochs', 2, *TINY, '--no-pretrained', '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     cfg = json.loads((tmp_path/'run'/'config.json').read_text())['training']
@@ -67,9 +72,7 @@ def test_train_on_two_folders(data, tmp_path):
 
 def test_train_repeats_the_smaller_folder(data, tmp_path):
     "`--repeat 1 3` shows the second folder's training images three times per epoch, validation once; recorded for --resume."
-    other = make_dataset(tmp_path/'raw', n=8, seed=1)
-    for p in sorted(other.rglob('SYNTH_*')): p.rename(p.with_name(p.name.replace('SYNTH', 'OTHER')))
-    (other/'metadata.csv').write_text((other/'metadata.csv').read_text().replace('SYNTH', 'OTHER'))
+    other = other_clinic(tmp_path)
     r = run_inprocess('train', data, other, '--out', tmp_path/'run', '--repeat', 1, 3, '--epochs', 1, *TINY, '--no-pretrained', '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     cfg = json.loads((tmp_path/'run'/'config.json').read_text())['training']
