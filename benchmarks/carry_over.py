@@ -116,6 +116,14 @@ def summarize(s, j) -> dict:
                 too_large_share=round(float((p > g).mean()), 3),
                 pred_area_mean=round(float(p.mean()), 1), true_area_mean=round(float(g.mean()), 1))
 
+def check_unseen(model_dir:Path, scored:pd.DataFrame):
+    "Refuse to score a `skinseg train` model whose split (its `split.csv`) trained on any of the `scored` images."
+    f = model_dir/'split.csv'
+    if not f.is_file(): return
+    seen = set(pd.read_csv(f).query('not is_valid').image_id) & set(scored.image_id)
+    if seen: sys.exit(f"{f}: the model trained on {len(seen)} of the {len(scored)} images it would be scored on "
+                      "(HAM10000 validation with the seed-42 split, ISIC test and calibration)")
+
 def append_result(rec, path=OUT_JSON):
     path.parent.mkdir(parents=True, exist_ok=True)
     recs = json.loads(path.read_text()) if path.is_file() else []
@@ -180,18 +188,18 @@ def main():
                          'validation and ISIC test stay whole')
     ap.add_argument('--limit', type=int, default=None, help='quick check: use only this many images of each set')
     ap.add_argument('--name', default=None)
-    ap.add_argument('--rescore', type=Path, default=None, help='score this trained model folder again (no training), e.g. with --tta')
+    ap.add_argument('--rescore', type=Path, default=None, help='score a trained model folder (no training), e.g. with --tta: a run of this script, or a `skinseg train` model whose split.csv is the seed-42 split')
     ap.add_argument('--tta', action='store_true', help='score with flip test-time augmentation')
     a = ap.parse_args()
     if a.rescore is not None:
         cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
-        for k, v in cfg['training']['args'].items():
+        for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
             if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '')
-                         + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train else '') + (f"_{a.epochs}ep" if a.epochs != 5 else ''))
+                         + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
-    if a.rescore is not None: out, variant = a.rescore.parent, cfg['training']['variant']
+    if a.rescore is not None: out, variant = a.rescore.parent, cfg['training'].get('variant') or a.name or f'skinseg_train_{a.rescore.name}'
     if a.tta: variant += '+tta'
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(a.size)
@@ -206,6 +214,7 @@ def main():
     df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
 
     if a.rescore is not None:
+        check_unseen(a.rescore, pd.concat([ham_va, isic_te, isic_ca]))
         model_dir, config, train_s = a.rescore, cfg, None
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
     else: model_dir, config, train_s, mean, std = train_model(a, variant, out, size, df, train_df)
@@ -257,7 +266,7 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
                train_s=train_s and round(train_s, 1), tta=a.tta, eval_s=round(eval_s, 1),
-               epoch_log=pd.read_csv(out/'log.csv').to_dict('records'),
+               epoch_log=pd.read_csv(next(f for f in (out/'log.csv', model_dir/'log.csv') if f.is_file())).to_dict('records'),
                chosen_threshold=thr, threshold_chosen_on='isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
                calib_dice_by_threshold=dict(zip(THRESHOLDS.tolist(), calib_dice)),
                at_05={k: summarize(v, j05) for k, v in res.items()},
