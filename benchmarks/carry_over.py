@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
-from skinseg.data import find_pairs, split_pairs, presize
+from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
 from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback
@@ -120,7 +120,8 @@ def check_unseen(model_dir:Path, scored:pd.DataFrame):
     "Refuse to score a `skinseg train` model whose split (its `split.csv`) trained on any of the `scored` images."
     f = model_dir/'split.csv'
     if not f.is_file(): return
-    seen = set(pd.read_csv(f).query('not is_valid').image_id) & set(scored.image_id)
+    split = read_split(f)
+    seen = set(split.image_id[~split.is_valid]) & set(scored.image_id)
     if seen: sys.exit(f"{f}: the model trained on {len(seen)} of the {len(scored)} images it would be scored on "
                       "(HAM10000 validation with the seed-42 split, ISIC test and calibration)")
 
