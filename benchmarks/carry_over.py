@@ -20,6 +20,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
+                          keep_largest_lesion,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
@@ -90,14 +91,15 @@ def signed_distance(m:np.ndarray) -> np.ndarray:
     return (distance_transform_edt(~m) - distance_transform_edt(m)).astype(np.float32)
 
 # ---------------------------------------------------------------- scoring
-def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none') -> dict:
-    "Per-image arrays (images x thresholds) of intersection, predicted and true pixels at the images' own size, via `iter_predict`."
+def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none', postprocess=False) -> dict:
+    "Per-image arrays (images x thresholds) of intersection, predicted and true pixels at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
     inter, pred_px, gt_px = [], [], []
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
     for lm, mpath in zip(iter_predict(images, model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
         g = torch.from_numpy(binarize_mask(read_mask(mpath)).astype(bool))
         p = torch.from_numpy(lm.prob)[None] > thr
+        if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
         inter.append((p & g).flatten(1).sum(1).numpy()); pred_px.append(p.flatten(1).sum(1).numpy()); gt_px.append(int(g.sum()))
     return dict(inter=np.array(inter, float), pred=np.array(pred_px, float), gt=np.array(gt_px, float)[:, None])
 
@@ -191,17 +193,19 @@ def main():
     ap.add_argument('--name', default=None)
     ap.add_argument('--rescore', type=Path, default=None, help='score a trained model folder (no training), e.g. with --tta: a run of this script, or a `skinseg train` model whose split.csv is the seed-42 split')
     ap.add_argument('--tta', action='store_true', help='score with flip test-time augmentation')
+    ap.add_argument('--postprocess', action='store_true', help='score with only the largest lesion kept, its holes filled (skinseg.core.keep_largest_lesion)')
     a = ap.parse_args()
     if a.rescore is not None:
         cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
         for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
-            if k not in ('rescore', 'tta', 'name', 'threads'): setattr(a, k, v)
+            if k not in ('rescore', 'tta', 'postprocess', 'name', 'threads'): setattr(a, k, v)
     torch.set_num_threads(a.threads)
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else ''))
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training'].get('variant') or a.name or f'skinseg_train_{a.rescore.name}'
     if a.tta: variant += '+tta'
+    if a.postprocess: variant += '+largest'
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(a.size)
     ham, isic = splits()
@@ -251,7 +255,7 @@ def train_model(a, variant, out, size, df, train_df):
 def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
 
     t1 = time.time()
-    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none')) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
+    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
     eval_s = time.time() - t1
     calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
     jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
@@ -266,7 +270,7 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
-               train_s=train_s and round(train_s, 1), tta=a.tta, eval_s=round(eval_s, 1),
+               train_s=train_s and round(train_s, 1), tta=a.tta, postprocess=a.postprocess, eval_s=round(eval_s, 1),
                epoch_log=pd.read_csv(next(f for f in (out/'log.csv', model_dir/'log.csv') if f.is_file())).to_dict('records'),
                chosen_threshold=thr, threshold_chosen_on='isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
                calib_dice_by_threshold=dict(zip(THRESHOLDS.tolist(), calib_dice)),
