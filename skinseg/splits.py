@@ -33,8 +33,13 @@ def _no_lesion_ids(df) -> bool:
     "Whether `df` has no lesion ids of its own (lesion_id is image_id everywhere), so a split can only be by image."
     return len(df) > 1 and bool((df.lesion_id.astype(str) == df.image_id.astype(str)).all())
 
+def _by_image_sources(df) -> list:
+    "The folders (`source`) of `df` without lesion ids of their own; `['']` when `df` has no `source` and no lesion ids."
+    groups = df.groupby('source', sort=False) if 'source' in df else [('', df)]
+    return [s for s, g in groups if _no_lesion_ids(g)]
+
 def _warn_if_no_lesions(df):
-    if _no_lesion_ids(df): warnings.warn(_BY_IMAGE, stacklevel=3)
+    for s in _by_image_sources(df): warnings.warn(f"{s}: {_BY_IMAGE}" if s else _BY_IMAGE, stacklevel=3)
 
 # %% ../nbs/api/06_splits.ipynb #558652bb
 def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
