@@ -70,12 +70,12 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
                      preds:list, # predicted masks: paths, arrays or `LesionMask`s
                      ids:list|None=None, # an id per image for the table (default: 0, 1, ...)
                     ) -> pd.DataFrame:
-    "Dice, IoU and ISIC score of each ground-truth/prediction pair, one row per image."
+    "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image."
     def arr(m): return read_mask(m) if isinstance(m, (str, Path)) else getattr(m, 'mask', m)
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         s = mask_scores(arr(p), arr(g))
-        rows.append(dict(image_id=ids[k] if ids is not None else k, **{n: s[n].item() for n in ('dice', 'iou', 'isic')}))
+        rows.append(dict(image_id=ids[k] if ids is not None else k, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/10_metrics.ipynb #f801b13a
