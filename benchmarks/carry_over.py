@@ -11,7 +11,8 @@ Splits (the same for every run):
 
 One run per call; each appends its record to benchmarks/results/carry_over.json and keeps the model in runs/carry_over/.
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
-`--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size.
+`--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size;
+`--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 """
 from _common import hardware, command, RESULTS, REPO, rel
 import os, sys, json, time, random, argparse
@@ -164,6 +165,14 @@ def table(path=OUT_JSON) -> str:
             rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
     return '\n'.join(rows)
 
+def write_split(path:Path, ham_train:int=3000) -> Path:
+    "The split CSV of the `skinseg train` two-source runs: `ham_train` HAM10000 + isic_train to train; HAM10000 validation + isic_calib to validate."
+    ham, isic = splits()
+    tr = ham[~ham.is_valid]; tr = tr.iloc[np.sort(np.random.default_rng(0).permutation(len(tr))[:ham_train])]
+    parts = [tr.assign(is_valid=False), ham[ham.is_valid], isic[isic.part == 'train'].assign(is_valid=False), isic[isic.part == 'calib'].assign(is_valid=True)]
+    pd.concat(parts)[['image_id', 'is_valid']].to_csv(path, index=False)
+    return path
+
 # ---------------------------------------------------------------- one run
 def main():
     if '--table' in sys.argv: print(table()); return
@@ -172,6 +181,7 @@ def main():
         for d in sys.argv[sys.argv.index('--by-size') + 1:]:
             rec = by_lesion_size(Path(d)/'model', te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
         return
+    if '--write-split' in sys.argv: print(write_split(Path(sys.argv[sys.argv.index('--write-split') + 1]))); return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic', 'isic'], help='train on HAM10000 train, also on isic_train, or on isic_train alone')
     ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic, isic)')
@@ -196,6 +206,8 @@ def main():
     ap.add_argument('--postprocess', action='store_true', help='score with only the largest lesion kept, its holes filled (skinseg.core.keep_largest_lesion)')
     a = ap.parse_args()
     if a.rescore is not None:
+        if not (a.rescore/CONFIG_NAME).is_file():
+            sys.exit(f"{a.rescore}: no {CONFIG_NAME}, not a model folder (this script keeps each run's model in RUN_DIR/model)")
         cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
         for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
             if k not in ('rescore', 'tta', 'postprocess', 'name', 'threads'): setattr(a, k, v)

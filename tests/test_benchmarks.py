@@ -108,3 +108,10 @@ def test_bf16_training_bench(tmp_path):
     for runs in d['runs'].values():
         for r in runs.values(): assert r['img_per_s'] > 0 and 0 <= r['dice'] <= 1 and 0 <= r['iou'] <= r['dice'] + 1e-9
     assert d['speedup'] > 0 and set(d['dice_spread_between_seeds']) == {'fp32', 'bf16'}
+
+def test_carry_over_rescore_names_a_folder_without_model(tmp_path):
+    "`carry_over.py --rescore` on a folder that is not a model says so in one line, naming it; no traceback."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, str(BENCH/'carry_over.py'), '--rescore', str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    assert r.stderr.strip() == f"{tmp_path}: no config.json, not a model folder (this script keeps each run's model in RUN_DIR/model)"
