@@ -165,6 +165,12 @@ def table(path=OUT_JSON) -> str:
             rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
     return '\n'.join(rows)
 
+def cli_split(model_dir:Path) -> dict:
+    "What a `skinseg train` model trained and validated on, from its split.csv, for the record of `--rescore`."
+    sp = pd.read_csv(model_dir/'split.csv')
+    return dict(model_split_csv=rel(model_dir/'split.csv'), n_train=int((~sp.is_valid.astype(bool)).sum()), n_valid=int(sp.is_valid.astype(bool).sum()),
+                input_size=json.loads((model_dir/CONFIG_NAME).read_text())['input_size'])
+
 def write_split(path:Path, ham_train:int=3000) -> Path:
     "The split CSV of the `skinseg train` two-source runs: `ham_train` HAM10000 + isic_train to train; HAM10000 validation + isic_calib to validate."
     ham, isic = splits()
@@ -276,10 +282,12 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
         config['threshold'] = thr
         config['training']['threshold_chosen_on'] = f'isic_calib ({len(isic_ca)} ISIC 2017 images not trained on): max mean per-image Dice over {THRESHOLDS.tolist()}'
         (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+    by_cli = a.rescore is not None and 'args' not in config['training']  # a `skinseg train` model: its own options and split
     rec = dict(benchmark='carry_over', variant=variant, seed=a.seed, quick=bool(a.limit), command=command(),
                when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), hardware=hardware(), model_dir=rel(model_dir),
-               options=vars(a), mean=list(mean), std=list(std),
-               split=dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
+               options=vars(a) if not by_cli else dict(rescore=str(a.rescore), name=a.name, seed=a.seed, tta=a.tta, postprocess=a.postprocess, threads=a.threads),
+               mean=list(mean), std=list(std),
+               split=cli_split(model_dir) if by_cli else dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
