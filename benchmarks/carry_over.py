@@ -165,17 +165,21 @@ def table(path=OUT_JSON) -> str:
             rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
     return '\n'.join(rows)
 
-def cli_split(model_dir:Path) -> dict:
+RESCORE_OWN = ('rescore', 'tta', 'postprocess', 'name', 'threads')  # options of a --rescore call itself; the rest come from the model
+
+def ham_subset(ham_tr:pd.DataFrame, n:int) -> pd.DataFrame:
+    "The fixed `--ham-train` subset: the first `n` of a numpy default_rng(0) permutation of HAM10000's training side, in file order."
+    return ham_tr.iloc[np.sort(np.random.default_rng(0).permutation(len(ham_tr))[:n])]
+
+def cli_split(model_dir:Path, config:dict) -> dict:
     "What a `skinseg train` model trained and validated on, from its split.csv, for the record of `--rescore`."
-    sp = pd.read_csv(model_dir/'split.csv')
-    return dict(model_split_csv=rel(model_dir/'split.csv'), n_train=int((~sp.is_valid.astype(bool)).sum()), n_valid=int(sp.is_valid.astype(bool).sum()),
-                input_size=json.loads((model_dir/CONFIG_NAME).read_text())['input_size'])
+    valid = read_split(model_dir/'split.csv').is_valid
+    return dict(model_split_csv=rel(model_dir/'split.csv'), n_train=int((~valid).sum()), n_valid=int(valid.sum()), input_size=config['input_size'])
 
 def write_split(path:Path, ham_train:int=3000) -> Path:
     "The split CSV of the `skinseg train` two-source runs: `ham_train` HAM10000 + isic_train to train; HAM10000 validation + isic_calib to validate."
     ham, isic = splits()
-    tr = ham[~ham.is_valid]; tr = tr.iloc[np.sort(np.random.default_rng(0).permutation(len(tr))[:ham_train])]
-    parts = [tr.assign(is_valid=False), ham[ham.is_valid], isic[isic.part == 'train'].assign(is_valid=False), isic[isic.part == 'calib'].assign(is_valid=True)]
+    parts = [ham_subset(ham[~ham.is_valid], ham_train).assign(is_valid=False), ham[ham.is_valid], isic[isic.part == 'train'].assign(is_valid=False), isic[isic.part == 'calib'].assign(is_valid=True)]
     pd.concat(parts)[['image_id', 'is_valid']].to_csv(path, index=False)
     return path
 
@@ -216,7 +220,7 @@ def main():
             sys.exit(f"{a.rescore}: no {CONFIG_NAME}, not a model folder (this script keeps each run's model in RUN_DIR/model)")
         cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
         for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
-            if k not in ('rescore', 'tta', 'postprocess', 'name', 'threads'): setattr(a, k, v)
+            if k not in RESCORE_OWN: setattr(a, k, v)
     torch.set_num_threads(a.threads)
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else '')
@@ -230,7 +234,7 @@ def main():
     ham, isic = splits()
     ham_tr, ham_va = ham[~ham.is_valid], ham[ham.is_valid]
     isic_te, isic_ca, isic_tr = (isic[isic.part == p] for p in ('test', 'calib', 'train'))
-    if a.ham_train: ham_tr = ham_tr.iloc[np.sort(np.random.default_rng(0).permutation(len(ham_tr))[:a.ham_train])]
+    if a.ham_train: ham_tr = ham_subset(ham_tr, a.ham_train)
     if a.limit: ham_tr, ham_va, isic_te, isic_ca, isic_tr = (d.iloc[:a.limit] for d in (ham_tr, ham_va, isic_te, isic_ca, isic_tr))
     train_df = ham_tr.assign(source='ham') if 'ham' in a.data else ham_tr.iloc[:0].assign(source='ham')
     if 'isic' in a.data: train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
@@ -285,9 +289,9 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
     by_cli = a.rescore is not None and 'args' not in config['training']  # a `skinseg train` model: its own options and split
     rec = dict(benchmark='carry_over', variant=variant, seed=a.seed, quick=bool(a.limit), command=command(),
                when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), hardware=hardware(), model_dir=rel(model_dir),
-               options=vars(a) if not by_cli else dict(rescore=str(a.rescore), name=a.name, seed=a.seed, tta=a.tta, postprocess=a.postprocess, threads=a.threads),
+               options=vars(a) if not by_cli else {k: v for k, v in vars(a).items() if k in RESCORE_OWN + ('seed',)},
                mean=list(mean), std=list(std),
-               split=cli_split(model_dir) if by_cli else dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
+               split=cli_split(model_dir, config) if by_cli else dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
