@@ -26,7 +26,7 @@ from skinseg.core import (find_data_dir, build_model, default_config, save_model
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
-from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback
+from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback, RandTransform, TensorImage, TensorMask
 from fastai.torch_core import set_seed
 
 THRESHOLDS = np.round(np.arange(0.30, 0.951, 0.05), 2)
@@ -48,6 +48,35 @@ def zoom_out() -> list:
     return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=0.7, max_zoom=1.15,
                             max_lighting=0., max_warp=0., p_affine=0.75, pad_mode='zeros'), ColourJitter()]
 
+class RandomFOV(RandTransform):
+    "A dermoscope's round field of view on half the training images: black outside a circle (radius 0.33-0.47 of the image diagonal, centre moved up to 5%), background in the mask there (`--aug flips+fov`)."
+    order, split_idx = 90, 0
+    def __init__(self, p:float=0.5, radius=(0.33, 0.47)): super().__init__(p=1.); self.p_img, self.radius = p, radius
+    def before_call(self, b, split_idx):
+        super().before_call(b, split_idx)
+        n, _, h, w = b[0].shape
+        yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing='ij')
+        cy, cx = ((torch.rand(2, n) - 0.5) * 0.1 * torch.tensor([[h], [w]])).unbind()
+        r = (self.radius[0] + torch.rand(n) * (self.radius[1] - self.radius[0])) * float(np.hypot(h, w))
+        inside = (yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2 <= r[:, None, None] ** 2
+        self.keep = inside | (torch.rand(n) >= self.p_img)[:, None, None]
+    def encodes(self, x:TensorImage): return x * self.keep[:, None].to(x)
+    def encodes(self, x:TensorMask): return x * self.keep.to(x)
+
+class RandomBlur(RandTransform):
+    "Gaussian blur on half the training images, sigma 0.3-1.0 pixels at the training size: the sharpness that changes between cameras (`--aug flips+blur`)."
+    order, split_idx = 90, 0
+    def __init__(self, p:float=0.5, sigma=(0.3, 1.0)): super().__init__(p=1.); self.p_img, self.sigma = p, sigma
+    def encodes(self, x:TensorImage):
+        out = x.clone()
+        for i in np.flatnonzero(torch.rand(x.shape[0]).numpy() < self.p_img):
+            s = self.sigma[0] + float(torch.rand(())) * (self.sigma[1] - self.sigma[0]); k = int(np.ceil(3 * s))
+            g = torch.exp(-torch.arange(-k, k + 1.) ** 2 / (2 * s * s)); g = (g / g.sum()).to(x)
+            y = F.pad(x[i:i + 1].as_subclass(torch.Tensor), (k, k, k, k), mode='reflect')
+            y = F.conv2d(y, g.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+            out[i] = F.conv2d(y, g.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)[0]
+        return out
+
 def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
     "Shades-of-grey colour constancy (Finlayson & Trezzi 2004; used by the winning ISIC 2019 entry, Gessert et al. 2020): scale each channel so the image's p-norm illuminant is grey."
     x = img.astype(np.float32)
@@ -61,9 +90,10 @@ def dataloaders(df, size, bs, aug, mean, std, seed, colour='none'):
     arrays = presize(df, size)
     if colour == 'sog': arrays = (shades_of_grey(arrays[0]), arrays[1])
     # 'library' and 'flips' are skinseg's own (seg_augment); the flips runs recorded before 2026-12-01 11:30 UTC used an own transform with the same draw
-    block = seg_datablock(df, size, {'library': 'standard', 'flips': 'flips'}.get(aug, False), arrays)
+    block = seg_datablock(df, size, 'flips' if aug.startswith('flips') else {'library': 'standard'}.get(aug, False), arrays)
     keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
-    block.batch_tfms = keep + (zoom_out() if aug == 'zoom' else []) + [Normalize.from_stats(mean, std, cuda=False)]
+    extra = {'zoom': zoom_out(), 'flips+fov': [RandomFOV()], 'flips+blur': [RandomBlur()]}.get(aug, [])
+    block.batch_tfms = keep + extra + [Normalize.from_stats(mean, std, cuda=False)]
     dls = block.dataloaders(df, bs=bs, num_workers=0, dl_type=SegDL)
     for dl in dls.loaders: ArrayBatches(dl, *arrays)
     dls.train.rng = random.Random(seed)
@@ -195,7 +225,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic', 'isic'], help='train on HAM10000 train, also on isic_train, or on isic_train alone')
     ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic, isic)')
-    ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips'])
+    ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips', 'flips+fov', 'flips+blur'],
+                    help="skinseg's standard augmentation; it with zoom-out; flips only; flips with a round black field of view or a Gaussian blur on half the images")
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
     ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
     ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary'],

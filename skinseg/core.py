@@ -195,7 +195,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                  return_prob:bool=False, # also return the lesion probability map
                  tta:bool|None=None, # average over flips; None: the model config's choice
                  postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
-                 device:str='cpu', # 'cpu' or 'cuda'
+                 device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
                  skip_errors:bool=False, # yield a `SkinsegError` for an unreadable image instead of raising it
                  workers:int|None=None, # threads reading images, shared out among the streams; default one per CPU
                  bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models)
@@ -252,7 +252,7 @@ def predict(images, # path, PIL image, numpy array, or a list of them
             return_prob:bool=False, # also return the lesion probability map
             tta:bool|None=None, # average over flips; None: the model config's choice
             postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
-            device:str='cpu', # 'cpu' or 'cuda'
+            device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
             bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively
             streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
             fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
@@ -292,7 +292,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
                     fov:bool_arg=None, # mark nothing outside a dermoscope's black frame: true or false (default: the model's choice, true)
                     probs:bool=False, # also write <image_id>_prob.png, the lesion probability scaled to 0-255
                     recursive:bool=False, # also take images from the folders' sub-folders
-                    device:str='cpu', # 'cpu' or 'cuda'
+                    device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
                     quiet:bool=False, # no progress bar or summary
                    ) -> int:
     "Write a lesion mask `<image_id>_segmentation.png` (0/255, the image's own size) per image; exit 1 if any failed."

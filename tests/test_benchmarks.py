@@ -115,3 +115,21 @@ def test_carry_over_rescore_names_a_folder_without_model(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH/'carry_over.py'), '--rescore', str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 1 and 'Traceback' not in r.stderr
     assert r.stderr.strip() == f"{tmp_path}: no config.json, not a model folder (this script keeps each run's model in RUN_DIR/model)"
+
+def test_carry_over_fov_and_blur_augmentations():
+    "`--aug flips+fov` blacks out the outside of a circle and makes the mask background exactly there; `flips+blur` smooths the image only; neither touches validation batches."
+    import sys, torch
+    from fastai.vision.all import TensorImage, TensorMask
+    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    torch.manual_seed(0)
+    x, y = TensorImage(torch.rand(8, 3, 32, 48) + 0.1), TensorMask(torch.ones(8, 32, 48, dtype=torch.long))
+    xf, yf = (t.as_subclass(torch.Tensor) for t in co.RandomFOV(p=1.)((x, y), split_idx=0))  # plain tensors: fastai's types do not compare with each other
+    black = (xf == 0).all(1)
+    corners = black[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert corners.any(1).all() and not black[:, 16, 24].any()  # a corner out of view in every image, the centre in it
+    assert torch.equal(yf == 0, black)
+    xv, yv = co.RandomFOV(p=1.)((x, y), split_idx=1)
+    assert torch.equal(xv, x) and torch.equal(yv, y)
+    xb, yb = co.RandomBlur(p=1.)((x, y), split_idx=0)
+    def roughness(t): return float((t[..., 1:] - t[..., :-1]).abs().mean())
+    assert roughness(xb) < 0.7 * roughness(x) and torch.equal(yb, y) and abs(float(xb.mean() - x.mean())) < 0.01
