@@ -15,7 +15,7 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 """
 from _common import hardware, command, RESULTS, REPO, rel
-import os, sys, json, time, random, argparse
+import os, sys, json, time, random, argparse, fcntl, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -23,6 +23,7 @@ from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
                           keep_largest_lesion,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
+from skinseg.basics import atomic_write
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
@@ -159,10 +160,12 @@ def check_unseen(model_dir:Path, scored:pd.DataFrame):
                       "(HAM10000 validation with the seed-42 split, ISIC test and calibration)")
 
 def append_result(rec, path=OUT_JSON):
+    "Append `rec` to the JSON list in `path`, under a lock: two runs side by side can finish at the same moment."
     path.parent.mkdir(parents=True, exist_ok=True)
-    recs = json.loads(path.read_text()) if path.is_file() else []
-    recs.append(rec)
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(recs, indent=1, default=str) + '\n'); os.replace(tmp, path)
+    with open(Path(tempfile.gettempdir())/f'skinseg-{path.name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        recs = json.loads(path.read_text()) if path.is_file() else []
+        atomic_write(path, lambda p: p.write_text(json.dumps(recs + [rec], indent=1, default=str) + '\n'))
 
 def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."

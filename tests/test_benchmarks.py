@@ -133,3 +133,14 @@ def test_carry_over_fov_and_blur_augmentations():
     xb, yb = co.RandomBlur(p=1.)((x, y), split_idx=0)
     def roughness(t): return float((t[..., 1:] - t[..., :-1]).abs().mean())
     assert roughness(xb) < 0.7 * roughness(x) and torch.equal(yb, y) and abs(float(xb.mean() - x.mean())) < 0.01
+
+def test_carry_over_records_of_runs_that_finish_together_are_all_kept(tmp_path):
+    "Two runs side by side can append their records at the same moment: none is lost."
+    import sys, multiprocessing as mp
+    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    out = tmp_path/'runs.json'
+    procs = [mp.get_context('fork').Process(target=lambda k=k: [co.append_result(dict(run=k, i=i), out) for i in range(20)]) for k in range(4)]
+    for p in procs: p.start()
+    for p in procs: p.join()
+    recs = json.loads(out.read_text())
+    assert sorted((r['run'], r['i']) for r in recs) == [(k, i) for k in range(4) for i in range(20)]
