@@ -15,7 +15,7 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 """
 from _common import hardware, command, RESULTS, REPO, rel
-import os, sys, json, time, random, argparse, fcntl, tempfile
+import sys, json, time, random, argparse, fcntl, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F

@@ -131,6 +131,7 @@ def test_carry_over_fov_and_blur_augmentations():
     xv, yv = co.RandomFOV(p=1.)((x, y), split_idx=1)
     assert torch.equal(xv, x) and torch.equal(yv, y)
     xb, yb = co.RandomBlur(p=1.)((x, y), split_idx=0)
+    assert torch.equal(co.RandomBlur(p=1.)(x, split_idx=1), x)
     def roughness(t): return float((t[..., 1:] - t[..., :-1]).abs().mean())
     assert roughness(xb) < 0.7 * roughness(x) and torch.equal(yb, y) and abs(float(xb.mean() - x.mean())) < 0.01
 
