@@ -13,6 +13,7 @@ One run per call; each appends its record to benchmarks/results/carry_over.json 
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
 `--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size;
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
+`--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
 """
 from _common import hardware, command, RESULTS, REPO, rel
 import sys, json, time, random, argparse, fcntl, tempfile
@@ -21,7 +22,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
-                          keep_largest_lesion,
+                          keep_largest_lesion, field_of_view,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.basics import atomic_write
 from skinseg.data import find_pairs, split_pairs, presize, read_split
@@ -216,8 +217,20 @@ def write_split(path:Path, ham_train:int=3000) -> Path:
     pd.concat(parts)[['image_id', 'is_valid']].to_csv(path, index=False)
     return path
 
+def dark_frames() -> dict:
+    "How many images of each source show a dermoscope's black frame, as `predict` finds it (`skinseg.core.field_of_view`)."
+    rec = dict(benchmark='carry_over_frames', when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), command=command(),
+               rule='field_of_view(image) with its defaults: near-black (brightest channel <= 24) region holding a corner, >= 1% of the image')
+    for name, df in zip(('ham10000', 'isic2017_train'), splits()):
+        out = np.array([1 - field_of_view(read_image(f)).mean() for f in df.image])
+        rec[name] = dict(n=len(out), with_frame_share=round(float((out > 0).mean()), 4),
+                         frame_area_median_when_present=round(float(np.median(out[out > 0])), 3) if (out > 0).any() else None)
+    return rec
+
 # ---------------------------------------------------------------- one run
 def main():
+    if '--frames' in sys.argv:  # --frames: share of each source's images with a black frame, appended to carry_over_frames.json
+        rec = dark_frames(); append_result(rec, RESULTS/'carry_over_frames.json'); print(json.dumps(rec, indent=1)); return
     if '--table' in sys.argv: print(table()); return
     if '--by-size' in sys.argv:  # --by-size RUN_DIR...: ISIC test scores per quarter of lesion size, appended to carry_over_by_size.json
         te = splits()[1].query("part == 'test'")
