@@ -16,7 +16,7 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
 """
 from _common import hardware, command, RESULTS, REPO, rel
-import sys, json, time, random, argparse, fcntl, tempfile
+import os, sys, json, time, random, argparse, fcntl
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -161,12 +161,14 @@ def check_unseen(model_dir:Path, scored:pd.DataFrame):
                       "(HAM10000 validation with the seed-42 split, ISIC test and calibration)")
 
 def append_result(rec, path=OUT_JSON):
-    "Append `rec` to the JSON list in `path`, under a lock: two runs side by side can finish at the same moment."
+    "Append `rec` to the JSON list in `path`, holding a lock on its folder: two runs side by side can finish at the same moment."
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(Path(tempfile.gettempdir())/f'skinseg-{path.name}.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = os.open(path.parent, os.O_RDONLY)  # the folder, not a lock file: nothing is left behind
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         recs = json.loads(path.read_text()) if path.is_file() else []
         atomic_write(path, lambda p: p.write_text(json.dumps(recs + [rec], indent=1, default=str) + '\n'))
+    finally: os.close(folder)
 
 def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
