@@ -33,6 +33,10 @@ def hardware() -> dict:
 
 _RUN = dict(script=sys.argv[0], argv=sys.argv[1:])
 
+def now_utc() -> str:
+    "The time now in UTC, as the records write it (2026-12-05T09:00:46Z)."
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
 def command() -> str:
     "The command line that produced these results, as it would be typed from the repo root."
     pre = 'LD_PRELOAD=' + os.environ['LD_PRELOAD'] + ' ' if os.environ.get('LD_PRELOAD') else ''
@@ -88,7 +92,7 @@ def out_path(args, name:str) -> Path:
 def finish(args, name:str, results:dict) -> dict:
     "Add hardware, command and mode to `results`, write them as JSON and print them."
     results = dict(benchmark=name, quick=bool(args.quick), command=command(), hardware=hardware(),
-                   when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())) | results
+                   when_utc=now_utc()) | results
     path = out_path(args, name); path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1, default=str) + '\n')
     print(json.dumps({k: v for k, v in results.items() if k != 'details'}, indent=1, default=str))

@@ -15,7 +15,7 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
 """
-from _common import hardware, command, RESULTS, REPO, rel
+from _common import hardware, command, now_utc, RESULTS, REPO, rel
 import os, sys, json, time, random, argparse, fcntl
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -30,6 +30,7 @@ from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
 from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback, RandTransform, TensorImage, TensorMask
 from fastai.torch_core import set_seed
+from torchvision.transforms.functional import gaussian_blur  # after skinseg.core, which sets torchvision up
 
 THRESHOLDS = np.round(np.arange(0.30, 0.951, 0.05), 2)
 OUT_JSON = RESULTS/'carry_over.json'
@@ -72,11 +73,8 @@ class RandomBlur(RandTransform):
     def encodes(self, x:TensorImage):
         out = x.clone()
         for i in np.flatnonzero(torch.rand(x.shape[0]).numpy() < self.p_img):
-            s = self.sigma[0] + float(torch.rand(())) * (self.sigma[1] - self.sigma[0]); k = int(np.ceil(3 * s))
-            g = torch.exp(-torch.arange(-k, k + 1.) ** 2 / (2 * s * s)); g = (g / g.sum()).to(x)
-            y = F.pad(x[i:i + 1].as_subclass(torch.Tensor), (k, k, k, k), mode='reflect')
-            y = F.conv2d(y, g.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-            out[i] = F.conv2d(y, g.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)[0]
+            s = self.sigma[0] + float(torch.rand(())) * (self.sigma[1] - self.sigma[0])
+            out[i] = gaussian_blur(x[i].as_subclass(torch.Tensor), kernel_size=2 * int(np.ceil(3 * s)) + 1, sigma=s)
         return out
 
 def shades_of_grey(img:np.ndarray, p:int=6) -> np.ndarray:
@@ -180,7 +178,7 @@ def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
                                                area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
     return dict(benchmark='carry_over_by_size', variant=cfg['training']['variant'], seed=cfg['training']['args']['seed'],
-                model_dir=rel(model_dir), command=command(), when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                model_dir=rel(model_dir), command=command(), when_utc=now_utc(),
                 threshold=0.5, data='isic_test (1,000 ISIC 2017 images, 256x256)', by_quarter=q.reset_index().to_dict('records'))
 
 def table(path=OUT_JSON) -> str:
@@ -221,7 +219,7 @@ def write_split(path:Path, ham_train:int=3000) -> Path:
 
 def dark_frames() -> dict:
     "How many images of each source show a dermoscope's black frame, as `predict` finds it (`skinseg.core.field_of_view`)."
-    rec = dict(benchmark='carry_over_frames', when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), command=command(),
+    rec = dict(benchmark='carry_over_frames', when_utc=now_utc(), command=command(),
                rule='field_of_view(image) with its defaults: near-black (brightest channel <= 24) region holding a corner, >= 1% of the image')
     for name, df in zip(('ham10000', 'isic2017_train'), splits()):
         out = np.array([1 - field_of_view(read_image(f)).mean() for f in df.image])
@@ -337,7 +335,7 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, h
         (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
     by_cli = a.rescore is not None and 'args' not in config['training']  # a `skinseg train` model: its own options and split
     rec = dict(benchmark='carry_over', variant=variant, seed=a.seed, quick=bool(a.limit), command=command(),
-               when_utc=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), hardware=hardware(), model_dir=rel(model_dir),
+               when_utc=now_utc(), hardware=hardware(), model_dir=rel(model_dir),
                options=vars(a) if not by_cli else {k: v for k, v in vars(a).items() if k in RESCORE_OWN + ('seed',)},
                mean=list(mean), std=list(std),
                split=cli_split(model_dir, config) if by_cli else dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
