@@ -81,6 +81,8 @@ def main(argv:list|None=None) -> int:
         try: return run_verb(verb, rest)
         except SkinsegError as e:
             print(f"skinseg {verb}: error: {e}", file=sys.stderr); return 2
+        except OSError as e:  # a folder not writable, a disk full: the file and the system's reason
+            print(f"skinseg {verb}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr); return 2
         except KeyboardInterrupt:
             print(f"skinseg {verb}: interrupted", file=sys.stderr); return 130
 
@@ -116,16 +118,16 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
     from skinseg.images import read_mask
     from skinseg.core import iter_predict, mask_filename
     from skinseg.data import find_pairs
-    from skinseg.train import train
+    from skinseg.train import train, check_train_options
+    from skinseg.splits import read_split
     from skinseg.metrics import evaluate_dirs
     from skinseg.viz import show_results
-    from skinseg.train import check_train_options
     check_count(n_images, '--n-images'); check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data_dir, what = demo_data(data, out)
     if not quiet: print(f"skinseg demo: data = {what}")
     train(data_dir, out/'model', epochs=epochs, size=size, limit=n_images, pretrained=pretrained, quiet=quiet)
-    split = pd.read_csv(out/'model'/'split.csv')
+    split = read_split(out/'model'/'split.csv')
     valid = find_pairs(data_dir).set_index('image_id').loc[split.image_id[split.is_valid]]
     (out/'masks').mkdir(exist_ok=True)
     for path, res in zip(valid.image, iter_predict(list(valid.image), out/'model')): save_png(res.mask, out/'masks'/mask_filename(path))

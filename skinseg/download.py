@@ -83,6 +83,7 @@ def download_file(url:str, # file URL
                         desc=dest.name, disable=not progress, file=sys.stderr, leave=False) as bar:
                     while chunk := r.read(1 << 16): f.write(chunk); bar.update(len(chunk))
             if size is None or part.stat().st_size >= size: break
+            err = f"transfer ended at {part.stat().st_size} of {size} bytes"
         except urllib.error.HTTPError as e:
             if e.code == 416 and have and (size is None or have == size): break  # already complete
             if e.code in (401, 403, 404):

@@ -74,9 +74,14 @@ def read_image(path) -> np.ndarray:
 # %% ../nbs/api/01_images.ipynb #8daf95c4
 def display_hw(path) -> tuple:
     "`(height, width)` of an image file as displayed (EXIF orientation applied), from its header only."
-    with Image.open(path) as im:
-        w, h = im.size
-        return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
+    path = Path(path)
+    if not path.is_file(): raise file_error(path, "file not found" if not path.exists() else "not a file")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
+    except UnidentifiedImageError: raise file_error(path, "not an image (unrecognised file format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e: raise file_error(path, f"truncated or corrupt image ({e})") from None
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4
 def as_rgb_array(image, name:str='image') -> np.ndarray:

@@ -32,6 +32,8 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
     if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
     if isinstance(m, torch.Tensor): m = (m.float() if m.is_floating_point() else m).detach().cpu().numpy()
     a = np.asarray(m)
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+        raise SkinsegError(f"{name} of shape {a.shape} looks like a colour image, not a mask or a batch of masks: read mask files with `read_mask`")
     if a.dtype != bool: a = np.stack([binarize_mask(x, name) for x in (a[None] if a.ndim == 2 else a)]) if a.ndim in (2, 3) else binarize_mask(a, name)
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t[None] if t.ndim == 2 else t
@@ -72,6 +74,8 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
                     ) -> pd.DataFrame:
     "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image."
     def arr(m): return read_mask(m) if isinstance(m, (str, Path)) else getattr(m, 'mask', m)
+    check_same_length(gts, preds, 'ground-truth masks and predictions')
+    if ids is not None: check_same_length(gts, ids, 'ground-truth masks and ids')
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         s = mask_scores(arr(p), arr(g))
@@ -130,7 +134,11 @@ def seg_metrics() -> list:
 def _gt_masks(gt_dir:Path) -> tuple:
     "`({image_id: mask path}, ids of images without a mask)` of a dataset folder (`find_pairs`) or a plain mask folder."
     masks = [p for p in sorted(gt_dir.iterdir()) if p.is_file() and is_mask_file(p)]
-    if masks: return {mask_id(p): p for p in masks}, []
+    by_id = {}
+    for p in masks:
+        if mask_id(p) in by_id: raise file_error(p, f"a second ground-truth mask for {mask_id(p)} (the first: {by_id[mask_id(p)].name})")
+        by_id[mask_id(p)] = p
+    if masks: return by_id, []
     df = find_pairs(gt_dir)
     has = df['mask'].notna()
     return dict(zip(df.image_id[has], map(Path, df['mask'][has]))), df.image_id[~has].tolist()
@@ -145,14 +153,16 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
     files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p))
     by_id = {}
     for p in files: by_id.setdefault(_pred_id(p), []).append(p)
-    out = {}
+    out, owner = {}, {}
     for i in ids:
         found = by_id.get(i)
-        if not found:
+        if not found:  # a whole id in a longer name: the ISIC number, or nnU-Net's case_001 in case_001_0000
             key = _ISIC_ID.search(i).group(1) if _ISIC_ID.search(i) else i
-            found = [p for p in files if key in p.stem]
+            whole = re.compile(rf'(?<![0-9A-Za-z]){re.escape(key)}(?![0-9A-Za-z])')
+            found = [p for p in files if whole.search(p.stem)]
         if len(found) > 1: raise file_error(pred_dir, f"{len(found)} predictions for {i}: {', '.join(p.name for p in found[:3])}")
-        if found: out[i] = found[0]
+        if found and found[0] in owner: raise file_error(found[0], f"matches two images, {owner[found[0]]} and {i}: rename it to one image id")
+        if found: out[i], owner[found[0]] = found[0], i
     return out
 
 def _read_binary(path) -> np.ndarray: return binarize_mask(read_mask(path))

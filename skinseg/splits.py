@@ -127,6 +127,8 @@ def read_split(path, # split CSV: image_id and is_valid, or image_id and fold (`
     df = read_table(path, 'split CSV')
     if 'image_id' not in df.columns or not {'is_valid', 'fold'} & set(df.columns):
         raise file_error(path, "a split CSV needs the columns image_id and is_valid (or fold, for a K-fold split)")
+    dup = df.image_id[df.image_id.duplicated()]
+    if len(dup): raise file_error(path, f"image_id {dup.iloc[0]} is listed {int((df.image_id == dup.iloc[0]).sum())} times; each image belongs on one side of a split")
     if 'fold' in df.columns: return df[['image_id']].assign(is_valid=_fold_is_valid(path, df.fold, fold).values)
     if fold is not None: raise file_error(path, f"not a K-fold split (no fold column), so fold {fold} does not apply")
     v = df.is_valid.astype(str).str.lower()

@@ -21,6 +21,7 @@ from .images import *
 from .model import *
 from .core import load_resized, to_batch, lesion_prob, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
 from .layouts import find_pairs
+from .data import check_mask_size
 from .metrics import mask_scores
 import json
 from pathlib import Path
@@ -39,6 +40,8 @@ def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
         for (img, hw), a, b in zip(loaded, p, p_tta):
             yield (hw, in_view(a.numpy(), img), in_view(b.numpy(), img)) if fov_on(cfg) else (hw, a, b)
 
+def _named(o, what:str, k:int): return o if isinstance(o, (str, Path)) else f'{what} {k}'  # the file, or which array
+
 def inference_scores(model, # model folder or `(model, config)` pair
                      images:list, # validation images (paths or arrays)
                      masks:list, # their ground-truth masks (paths or arrays)
@@ -46,10 +49,12 @@ def inference_scores(model, # model folder or `(model, config)` pair
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
+    check_same_length(images, masks, 'images and masks')
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
     for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
         g = read_mask(masks[k]) if isinstance(masks[k], (str, Path)) else masks[k]
+        check_mask_size(_named(masks[k], 'mask', k), np.shape(g), _named(images[k], 'image', k), hw)
         for tta, prob in ((False, p), (True, p_tta)):
             mask = prob_to_mask(prob, hw, cfg['threshold'])[0]
             for pp in (False, True):
@@ -87,11 +92,13 @@ def threshold_scores(model, # model folder or `(model, config)` pair
                      bs:int=16, # images per forward pass
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU at each threshold (one row per image and threshold), masks made as `predict` makes them."
+    check_same_length(images, masks, 'images and masks')
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows = []
     for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):
         g = torch.from_numpy(binarize_mask(read_mask(m) if isinstance(m, (str, Path)) else np.asarray(m)) > 0)
+        check_mask_size(_named(m, 'mask', k), g.shape, _named(images[k], 'image', k), lm.mask.shape)
         pred = torch.from_numpy(lm.prob)[None] > thr
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])
         s = mask_scores(pred, g.expand_as(pred))

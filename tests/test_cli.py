@@ -21,3 +21,14 @@ def test_version():
 def test_unknown_verb_fails():
     r = run('frobnicate')
     assert r.returncode == 2 and "unknown verb 'frobnicate'" in r.stderr
+
+def test_a_file_it_cannot_write_is_one_line_not_a_traceback(tmp_path):
+    "An OSError (here the scores CSV asked for under a file, not a folder) names the file in one line."
+    import numpy as np
+    from PIL import Image
+    for d in ('gt', 'pred'):
+        (tmp_path/d).mkdir(); Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path/d/'a_segmentation.png')
+    (tmp_path/'taken').write_text('a file, not a folder')
+    r = run('evaluate', str(tmp_path/'gt'), str(tmp_path/'pred'), '--csv', str(tmp_path/'taken'/'scores.csv'), '--quiet')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [f"skinseg evaluate: error: {tmp_path/'taken'}: File exists"]
