@@ -7,7 +7,7 @@ Run with tcmalloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 """
 import sys, argparse, json
 from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import scratch_dir
+from common import scratch_dir
 import skinseg.core
 from skinseg.core import find_data_dir
 from skinseg.train import train

@@ -12,8 +12,8 @@
   AVX512_BF16's VDPBF16PS: 2 units x 32 products x 2 = 128), with the clock /proc/cpuinfo reports.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
-import time, numpy as np, torch
+from common import *
+import torch
 from torch.utils.flop_counter import FlopCounterMode
 from skinseg.core import build_model
 

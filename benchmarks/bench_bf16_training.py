@@ -8,7 +8,7 @@ mean bf16 - fp32 difference, and the spread between seeds of the same precision,
 has to exceed to mean anything. The seed sets the split, the initialisation and the data order alike.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
+from common import *
 import numpy as np
 from skinseg.core import find_data_dir, read_model_config
 

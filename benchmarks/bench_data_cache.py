@@ -7,7 +7,7 @@ Run: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 .venv/bin/pyt
 import os, sys, time
 import skinseg.core
 from skinseg.core import find_data_dir
-from skinseg.data import find_pairs, split_pairs, _PRESIZED
+from skinseg.data import find_pairs, split_pairs
 from skinseg.loaders import seg_dataloaders
 import torch
 
@@ -25,7 +25,6 @@ def main():
     df = split_pairs(find_pairs(ham).iloc[:N])
     print(f"HAM10000, first {len(df)} pairs, {(~df.is_valid).sum()} training images, size {SIZE[0]}x{SIZE[1]}, bs {BS}, "
           f"augmentation on, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
-    _PRESIZED.clear()
     t = time.perf_counter(); cached = seg_dataloaders(df, SIZE, BS, cache=True); build = time.perf_counter() - t
     epoch(cached)  # warm-up (first-batch set-up)
     tc, n = epoch(cached)

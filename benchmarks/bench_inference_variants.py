@@ -7,10 +7,11 @@ thresholded exactly as `predict` does). Names the fastest variant whose Dice sta
 the weights stored in bfloat16, so there are no per-call weight casts (autocast casts every weight on every call).
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
+from common import *
 import copy, time, warnings, numpy as np, torch
 import torch.nn.functional as F
 from skinseg.core import build_model, default_config, load_model, read_image, read_mask, binarize_mask, bf16_inference_model
+from skinseg.metrics import mask_scores
 
 REAL_MODEL = REPO/'models'/'ham10000_96x128'
 CL = torch.channels_last
@@ -48,11 +49,6 @@ def variants(model, x_example, tmp):
             'bf16_channels_last': eager(model_cl, cl=True, bf16=True), 'bf16_folded_bn_weights': bf16_weights,
             'onnxruntime_fp32': onnx}
 
-def dice(pred:np.ndarray, targ:np.ndarray) -> float:
-    "Dice of two boolean masks; 1 when both are empty."
-    s = pred.sum() + targ.sum()
-    return 1. if s == 0 else 2. * (pred & targ).sum() / s
-
 def eval_dice(fns, val, cfg, bs):
     "Per-image Dice of every variant on the validation pairs, and each variant's mask disagreement with fp32."
     h, w = cfg['input_size']
@@ -68,7 +64,7 @@ def eval_dice(fns, val, cfg, bs):
                 up = F.interpolate(p[j][None, None], size=gt.shape, mode='bilinear', align_corners=False)[0, 0].numpy()
                 ref = F.interpolate(probs['fp32'][j][None, None], size=gt.shape, mode='bilinear', align_corners=False)[0, 0].numpy()
                 pm = up > cfg['threshold']
-                per[k].append(dice(pm, gt)); disagree[k].append(float((pm != (ref > cfg['threshold'])).mean()))
+                per[k].append(mask_scores(pm, gt)['dice'].item()); disagree[k].append(float((pm != (ref > cfg['threshold'])).mean()))
     base = float(np.mean(per['fp32']))
     return {k: dict(mean_dice=round(float(np.mean(v)), 5), dice_delta_vs_fp32=round(float(np.mean(v)) - base, 5),
                     pixel_disagreement_vs_fp32=round(float(np.mean(disagree[k])), 6), max_abs_prob_diff=round(maxdiff[k], 5))

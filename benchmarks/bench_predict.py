@@ -12,7 +12,7 @@ one process; medians and bests of repeats, warm-up excluded. `--model random --s
 U-Net at the recipe's input size instead of the trained model.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
+from common import *
 import time, numpy as np, torch
 from PIL import Image
 import skinseg.core as core
@@ -46,11 +46,11 @@ def model_predict_runs(folder):
     net, cfg, _ = core.inference_model(folder, 'cpu', BF16)
     return net, cfg
 
-def _normalise(resized, cfg):
+def normalise(resized, cfg):
     "The float batch predict feeds the model, from uint8 arrays at the input size."
     return core.to_batch(resized, cfg['mean'], cfg['std'])
 
-_load_resized, _full_size = core.load_resized, lambda p, hw, thr: core.prob_to_mask(p, hw, thr)[0]
+load_resized, full_size = core.load_resized, lambda p, hw, thr: core.prob_to_mask(p, hw, thr)[0]
 
 def stage_times(items, model_cfg, bs):
     "Seconds each stage of `predict` takes on `items`, run one stage after the other, all but the forward in one thread."
@@ -58,10 +58,10 @@ def stage_times(items, model_cfg, bs):
     size = tuple(cfg['input_size'])
     t = dict(read_resize=0., normalise=0., forward_softmax=0., upsample_threshold=0.)
     for i in range(0, len(items), bs):
-        t0 = time.perf_counter(); loaded = [_load_resized(p, size) for p in items[i:i+bs]]
-        t1 = time.perf_counter(); x = _normalise([a for a, _ in loaded], cfg)
+        t0 = time.perf_counter(); loaded = [load_resized(p, size) for p in items[i:i+bs]]
+        t1 = time.perf_counter(); x = normalise([a for a, _ in loaded], cfg)
         t2 = time.perf_counter(); probs = lesion_prob(net, x, bf16=BF16).numpy()
-        t3 = time.perf_counter(); [_full_size(p, hw, cfg['threshold']) for p, (_, hw) in zip(probs, loaded)]
+        t3 = time.perf_counter(); [full_size(p, hw, cfg['threshold']) for p, (_, hw) in zip(probs, loaded)]
         t4 = time.perf_counter()
         for k, a, b in zip(t, [t0, t1, t2, t3], [t1, t2, t3, t4]): t[k] += b - a
     return t
@@ -94,11 +94,12 @@ def draft_study(files, model_cfg, repeats):
                    mean_abs_diff_levels=round(float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for (a, _), b in zip(xs, ref)])), 3))
         if all(m.is_file() for m in masks.values()):
             from skinseg.core import read_mask, binarize_mask
-            probs = lesion_prob(net, _normalise([a for a, _ in xs], cfg), bf16=BF16)
+            from skinseg.metrics import mask_scores
+            probs = lesion_prob(net, normalise([a for a, _ in xs], cfg), bf16=BF16)
             dices = []
             for f, p in zip(files, probs):
-                gt = binarize_mask(read_mask(masks[f])); pm = _full_size(p, gt.shape, cfg['threshold']) > 0
-                dices.append(2 * (pm & gt).sum() / max(pm.sum() + gt.sum(), 1))
+                gt = binarize_mask(read_mask(masks[f])); pm = full_size(p, gt.shape, cfg['threshold']) > 0
+                dices.append(mask_scores(pm, gt)['dice'].item())
             row['mean_dice_vs_mask'] = round(float(np.mean(dices)), 4)
         out[name] = row
     return out
@@ -132,7 +133,7 @@ def main(args=None):
     size = tuple(cfg['input_size'])
     arrays = [read_image(f) for f in paths]
     print(f"# images: {img_source}; model: {model_source}; {args.n} images, bs {args.bs}, tta {args.tta}")
-    xs = [_normalise([_load_resized(a, size)[0] for a in arrays[i:i+args.bs]], cfg) for i in range(0, args.n, args.bs)]
+    xs = [normalise([load_resized(a, size)[0] for a in arrays[i:i+args.bs]], cfg) for i in range(0, args.n, args.bs)]
     layout = 'channels_last' if xs[0].is_contiguous(memory_format=torch.channels_last) and not xs[0].is_contiguous() else 'nchw'
     xs_nchw = [x.contiguous() for x in xs]
     def forward(batches):

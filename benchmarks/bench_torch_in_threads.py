@@ -8,7 +8,7 @@ and is still alive; and `after_shutdown`, once that pool has been shut down. The
 printed. This is why skinseg's `iter_predict` keeps PyTorch out of its reading and finishing threads.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
+from common import *
 from concurrent.futures import ThreadPoolExecutor
 from skinseg.core import build_model, lesion_prob, bf16_supported
 

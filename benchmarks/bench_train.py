@@ -6,12 +6,12 @@ to the fp32 baseline. Run with tcmalloc: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/li
 """
 import sys, argparse, time, statistics, json
 from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import scratch_dir
+from common import scratch_dir
 import skinseg.core
 from skinseg.core import build_model
 import torch
 from fastai.callback.core import Callback
-from skinseg.data import synthetic_dataset, find_pairs, split_pairs
+from skinseg.data import synthetic_dataset, find_pairs
 from skinseg.loaders import seg_dataloaders
 from skinseg.train import seg_learner
 

@@ -11,7 +11,7 @@ A step's time is the wall time from the end of one training batch to the end of 
 fetching the batch. Warm-up steps excluded; median over all timed steps of all rounds.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
+from common import *
 import time, gc, numpy as np, torch
 from skinseg.core import build_model, find_data_dir, IMAGENET_MEAN, IMAGENET_STD
 from skinseg.data import find_pairs, presize, synthetic_dataset

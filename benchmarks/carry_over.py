@@ -15,7 +15,7 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
 """
-from _common import hardware, command, now_utc, RESULTS, REPO, rel
+from common import hardware, command, now_utc, RESULTS, REPO, rel
 import os, sys, json, time, random, argparse, fcntl
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -25,6 +25,7 @@ from skinseg.core import (find_data_dir, build_model, default_config, save_model
                           keep_largest_lesion, field_of_view,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.basics import atomic_write
+from skinseg.metrics import mask_scores
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
@@ -123,31 +124,24 @@ def signed_distance(m:np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- scoring
 def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none', postprocess=False) -> dict:
-    "Per-image arrays (images x thresholds) of intersection, predicted and true pixels at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
-    inter, pred_px, gt_px = [], [], []
+    "skinseg's `mask_scores` per image and threshold (arrays of images x thresholds) at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
+    rows = []
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
     for lm, mpath in zip(iter_predict(images, model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
         g = torch.from_numpy(binarize_mask(read_mask(mpath)).astype(bool))
         p = torch.from_numpy(lm.prob)[None] > thr
         if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
-        inter.append((p & g).flatten(1).sum(1).numpy()); pred_px.append(p.flatten(1).sum(1).numpy()); gt_px.append(int(g.sum()))
-    return dict(inter=np.array(inter, float), pred=np.array(pred_px, float), gt=np.array(gt_px, float)[:, None])
-
-def dice_iou(s, j) -> tuple:
-    "`(intersection, predicted, true pixels, Dice, IoU)` per image at threshold column `j` of `score`'s arrays; 1 where both masks are empty."
-    i, p, g = s['inter'][:, j], s['pred'][:, j], s['gt'][:, 0]
-    union = p + g - i
-    return i, p, g, np.where(p + g == 0, 1., 2 * i / np.maximum(p + g, 1)), np.where(union == 0, 1., i / np.maximum(union, 1))
+        rows.append(mask_scores(p, g.expand_as(p)))
+    return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'isic', 'area_ratio', 'pred_px', 'gt_px')}
 
 def summarize(s, j) -> dict:
     "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
-    i, p, g, dice, iou = dice_iou(s, j)
-    return dict(n=len(i), dice=round(float(dice.mean()), 4), iou=round(float(iou.mean()), 4),
-                isic=round(float(np.where(iou >= 0.65, iou, 0).mean()), 4),
-                area_ratio_median=round(float(np.median(p / np.maximum(g, 1))), 3),
-                too_large_share=round(float((p > g).mean()), 3),
-                pred_area_mean=round(float(p.mean()), 1), true_area_mean=round(float(g.mean()), 1))
+    c = {k: v[:, j] for k, v in s.items()}
+    return dict(n=len(c['dice']), dice=round(float(c['dice'].mean()), 4), iou=round(float(c['iou'].mean()), 4),
+                isic=round(float(c['isic'].mean()), 4), area_ratio_median=round(float(np.median(c['area_ratio'])), 3),
+                too_large_share=round(float((c['pred_px'] > c['gt_px']).mean()), 3),
+                pred_area_mean=round(float(c['pred_px'].mean()), 1), true_area_mean=round(float(c['gt_px'].mean()), 1))
 
 def check_unseen(model_dir:Path, scored:pd.DataFrame):
     "Refuse to score a `skinseg train` model whose split (its `split.csv`) trained on any of the `scored` images."
@@ -172,8 +166,7 @@ def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
     cfg = json.loads((model_dir/CONFIG_NAME).read_text())
     s = score(model_dir, te, thresholds=[0.5], colour=cfg['training']['args'].get('colour', 'none'))
-    i, p, g, dice, _ = dice_iou(s, 0)
-    d = pd.DataFrame(dict(frac=g / (256 * 256), dice=dice, ratio=p / np.maximum(g, 1)))
+    d = pd.DataFrame(dict(frac=s['gt_px'][:, 0] / (256 * 256), dice=s['dice'][:, 0], ratio=s['area_ratio'][:, 0]))
     d['quarter'] = pd.qcut(d.frac, 4, labels=['smallest', 'small', 'large', 'largest'])
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
                                                area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
@@ -293,7 +286,7 @@ def main():
         model_dir, config, train_s = a.rescore, cfg, None
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
     else: model_dir, config, train_s, mean, std = train_model(a, variant, out, size, df, train_df)
-    evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr)
+    evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham_va, isic_te, isic_ca, isic_tr)
 
 def train_model(a, variant, out, size, df, train_df):
     set_seed(a.seed)
@@ -322,7 +315,7 @@ def train_model(a, variant, out, size, df, train_df):
     save_model(learn.model, model_dir, config)
     return model_dir, config, train_s, mean, std
 
-def evaluate(a, variant, out, model_dir, config, train_s, mean, std, train_df, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
+def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
 
     t1 = time.time()
     res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}

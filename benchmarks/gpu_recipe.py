@@ -12,11 +12,12 @@ images/s, s/epoch and the validation per-image IoU (at the training size) after 
 Not a `bench_*.py`: `make bench` (CPU) does not run it.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import *
-import time, numpy as np, torch
+from common import *
+import time, torch
 from skinseg.core import find_data_dir, bf16_supported, IMAGENET_MEAN, IMAGENET_STD
 from skinseg.data import find_pairs, split_pairs, presize, synthetic_dataset
 from skinseg.train import CEDiceLoss, model_for_training
+from skinseg.metrics import mask_scores
 
 def to_device(df, size, device):
     "`(images N x 3 x H x W uint8, masks N x H x W uint8 0/1)` of `df` presized to `size`, on `device`."
@@ -31,12 +32,6 @@ def gpu_batch(ims, mks, idx, mean, std, flip:bool):
             f = torch.rand(len(idx), device=x.device) < 0.5
             x = torch.where(f[:, None, None, None], x.flip(dim), x); y = torch.where(f[:, None, None], y.flip(dim - 1), y)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last), y
-
-def per_image_iou(pred, targ):
-    "IoU of each predicted lesion mask with its target (1 when both are empty)."
-    p, t = pred.flatten(1).bool(), targ.flatten(1).bool()
-    inter, union = (p & t).sum(1).float(), (p | t).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize()
@@ -66,7 +61,7 @@ def run(train, valid, size, bs, epochs, lr, device, weights, pretrained, bf16, l
             for i in range(0, len(valid[0]), 2 * bs):
                 idx = torch.arange(i, min(i + 2 * bs, len(valid[0])), device=device)
                 x, y = gpu_batch(*valid, idx, mean, std, flip=False)
-                ious.append(per_image_iou(model(x).float().argmax(1), y))
+                ious.append(mask_scores(model(x).float().argmax(1) == 1, y == 1)['iou'])
         sync(device); epoch_s = time.perf_counter() - t0
         row = dict(epoch=epoch + 1, train_s=round(train_s, 3), epoch_s=round(epoch_s, 3), train_images_per_s=round(steps * bs / train_s, 1),
                    loss=round(float(loss.detach()), 4), valid_iou=round(float(torch.cat(ious).mean()), 4))

@@ -148,7 +148,7 @@ def skinseg_demo(out:str='demo_out', # folder for the model, masks, scores and p
                  n_images:int=2000, # images used (a lesion-grouped 80/20 split of them)
                  epochs:int=3, # training epochs
                  size:Annotated[int, dict(nargs='+')]=(96, 128), # training size: HEIGHT WIDTH
-                 pretrained:bool=True, # ImageNet encoder when downloadable; --no-pretrained trains from scratch
+                 pretrained:Annotated[bool, dict(help='train the encoder from scratch, not from ImageNet weights (downloaded when online, by default)')]=True, # ImageNet encoder when downloadable
                  quiet:bool=False, # print only the summary (no per-epoch lines)
                 ):
     "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors."

@@ -96,7 +96,7 @@ def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256
         warnings.warn(f"ImageNet weights unavailable, training from scratch: {e}", stacklevel=2)
         return build(), 'random (ImageNet download failed)'
 
-def seg_learner(dls, # fastai DataLoaders from `skinseg.data.seg_dataloaders`
+def seg_learner(dls, # fastai DataLoaders from `skinseg.loaders.seg_dataloaders`
                 model:nn.Module, # the U-Net
                 lr:float=1e-3, # peak learning rate
                 wd:float=0., # decoupled weight decay (0: plain AdamW = Adam)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 # %% ../nbs/api/10_metrics.ipynb #802008dd
-ISIC_THRESHOLD = 0.65
+ISIC_THRESHOLD = 0.65  # ISIC 2018 Task 1's threshold Jaccard: an image's IoU below it counts as 0
 
 def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
     "A `(B, H, W)` bool tensor from masks (numpy or torch) by the mask rule of `binarize_mask`, image by image."
@@ -41,7 +41,7 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
 def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, or probabilities in [0, 1]
                 targ, # ground-truth masks of the same shape
                ) -> dict:
-    "Per-image intersection, union, pixel counts, Dice, IoU, ISIC score and area ratio (pred/true) of mask pairs."
+    "Per-image intersection, union, pixel counts, Dice, IoU, ISIC score and area ratio (pred/true) of mask pairs: `(B,)` float64 tensors."
     p, t = _as_bool_batch(pred, 'prediction'), _as_bool_batch(targ, 'ground truth')
     if p.shape != t.shape: raise SkinsegError(f"prediction shape {tuple(p.shape)} differs from ground truth {tuple(t.shape)}")
     p, t = p.flatten(1), t.flatten(1)
@@ -57,7 +57,7 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
 
 # %% ../nbs/api/10_metrics.ipynb #f5d55ccb
 def summarize_scores(scores:dict) -> dict:
-    "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio."
+    "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite)."
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
@@ -83,7 +83,6 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/10_metrics.ipynb #f801b13a
-ensure_torchvision()
 from fastai.metrics import Metric
 
 def _gather(t:torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 # %% ../nbs/api/04_synthetic.ipynb #79880589
 _SYNTH_DX = ['nv', 'mel', 'bkl', 'bcc']
 
-def _blob_polygon(rng, cx, cy, rx, ry, angle, wobble, n=64):
+def _blob_polygon(cx, cy, rx, ry, angle, wobble, n=64):
     "Points of an irregular ellipse: radius modulated by a few random harmonics."
     t = np.linspace(0, 2*np.pi, n, endpoint=False)
     r = 1 + sum(a*np.sin(k*t + p) for k, a, p in zip(range(2, 6), wobble[:4], wobble[4:]))
@@ -35,7 +35,7 @@ def _synthetic_pair(rng, lesion:dict, size):
     light = 1 - 0.35*(((yy - h/2)/h)**2 + ((xx - w/2)/w)**2)  # dermoscope vignetting
     skin = np.array(lesion['skin']) * light[..., None] + rng.normal(0, 6, (h, w, 3))
     jitter = rng.normal(0, 0.04*min(h, w), 2)
-    poly = _blob_polygon(rng, w/2 + lesion['dx_off']*w + jitter[0], h/2 + lesion['dy_off']*h + jitter[1],
+    poly = _blob_polygon(w/2 + lesion['dx_off']*w + jitter[0], h/2 + lesion['dy_off']*h + jitter[1],
                          lesion['r']*w, lesion['r']*h*lesion['aspect'], lesion['angle'] + rng.normal(0, 0.2),
                          lesion['wobble'])
     mimg = Image.new('L', (w, h), 0); ImageDraw.Draw(mimg).polygon(poly, fill=255)

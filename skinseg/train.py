@@ -221,7 +221,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   size:Annotated[int, dict(nargs='+')]=(256, 256), # input size: HEIGHT WIDTH (one number: square)
                   arch:str='smp', # 'smp' (segmentation-models-pytorch U-Net, default) or 'fastai' (DynamicUnet)
                   encoder:str='resnet34', # ResNet encoder of the U-Net
-                  pretrained:bool=True, # ImageNet encoder weights (downloaded); --no-pretrained trains from scratch
+                  pretrained:Annotated[bool, dict(help='train the encoder from scratch, not from ImageNet weights (downloaded by default)')]=True, # ImageNet encoder weights (downloaded)
                   weights:str=None, # local ImageNet encoder weights FILE (torchvision resnet34 .pth or .safetensors)
                   seed:int=42, # random seed (split, init, data order)
                   schedule:str='one_cycle', # one_cycle or flat_cos
@@ -234,7 +234,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   resume:bool=False, # continue the run in --out from its checkpoint
                   limit:int=None, # use only this many images
                   bf16:str='auto', # bfloat16 autocast: auto, on or off
-                  channels_last:bool=True, # NHWC memory layout; --no-channels-last turns it off
+                  channels_last:Annotated[bool, dict(help="PyTorch's usual NCHW memory layout, not channels-last (NHWC, the default)")]=True, # NHWC memory layout
                   num_workers:int=0, # DataLoader worker processes
                   threads:int=None, # CPU threads for PyTorch (default: one per core)
                   quiet:bool=False, # no progress bars or per-epoch lines (warnings and errors still go to stderr)

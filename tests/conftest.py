@@ -72,7 +72,7 @@ def write_bad_images(folder:Path, good:np.ndarray) -> dict:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     "The tutorials' run times (tests/test_tutorials.py), in the order they ran."
-    lines = getattr(config, '_skinseg_tutorial_times', [])
+    lines = getattr(config, 'skinseg_tutorial_times', [])
     if lines:
         terminalreporter.section('tutorial run times')
         for line in lines: terminalreporter.write_line(line)

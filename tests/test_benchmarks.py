@@ -26,7 +26,7 @@ def run_quick(name, tmp_path):
 def positive(d:dict, keys): return all(d[k] > 0 for k in keys)
 
 def test_interleaved_rotates_and_drops_warmup():
-    common = load('_common')
+    common = load('common')
     calls = []
     t = common.interleaved({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')}, repeats=3, warmup=1)
     assert calls == ['a', 'b', 'b', 'a', 'a', 'b', 'b', 'a']  # 4 rounds, order rotated each round
@@ -36,13 +36,12 @@ def test_interleaved_rotates_and_drops_warmup():
 def test_prepare_matches_predict_input():
     "The benchmarks' input batches are the ones predict builds: same resize and normalisation."
     import numpy as np, torch
-    common = load('_common')
+    common = load('common')
     a = np.random.default_rng(0).integers(0, 255, (45, 60, 3), dtype=np.uint8)
     x = common.prepare([a, a], (24, 32))
     assert x.shape == (2, 3, 24, 32) and x.is_contiguous()
-    bp = load('bench_predict')
     cfg = skinseg.core.default_config(input_size=[24, 32])
-    ref = bp._normalise([bp._load_resized(a, (24, 32))[0]], cfg)
+    ref = skinseg.core.to_batch([skinseg.core.load_resized(a, (24, 32))[0]], cfg['mean'], cfg['std'])
     torch.testing.assert_close(x[:1], ref.contiguous())
 
 def test_predict_bench(tmp_path):
@@ -145,3 +144,21 @@ def test_carry_over_records_of_runs_that_finish_together_are_all_kept(tmp_path):
     for p in procs: p.join()
     recs = json.loads(out.read_text())
     assert sorted((r['run'], r['i']) for r in recs) == [(k, i) for k in range(4) for i in range(20)]
+
+def test_carry_over_scores_with_skinsegs_metrics(tmp_path):
+    "carry_over.py's per-image scores at a threshold are skinseg's own: `per_image_scores` of `predict`'s masks."
+    import sys, numpy as np
+    from skinseg.synthetic import synthetic_dataset
+    from skinseg.layouts import find_pairs
+    from skinseg.model import build_model, default_config, save_model
+    from skinseg.core import predict
+    from skinseg.metrics import per_image_scores
+    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    df = find_pairs(synthetic_dataset(tmp_path/'syn', n=4, size=(40, 56), seed=0))
+    model = save_model(build_model(pretrained=False), tmp_path/'model', default_config(input_size=[32, 64]))
+    s = co.score(model, df, thresholds=np.array([0.3, 0.5]), bs=2)
+    ref = per_image_scores(list(df['mask']), predict(list(df.image), model, tta=False, postprocess=False))
+    np.testing.assert_allclose(s['dice'][:, 1], ref.dice, atol=1e-6)
+    np.testing.assert_allclose(s['area_ratio'][:, 1], ref.area_ratio, atol=1e-6)
+    summary = co.summarize(s, 1)
+    assert summary['n'] == 4 and abs(summary['dice'] - round(ref.dice.mean(), 4)) < 1e-9

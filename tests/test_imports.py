@@ -45,3 +45,31 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
     "The rule above fails on a planted upward import and a private import (so it cannot pass vacuously)."
     bad = tmp_path/'m.py'; bad.write_text("def f():\n    from skinseg.cli import main\nfrom .core import _secret\n")
     assert skinseg_imports(bad) == [(2, 'cli', ['main']), (3, 'core', ['_secret'])]
+
+def private_uses(path:Path, local:set) -> list:
+    "`(line, name)` for each private name `path` takes from a skinseg module or a module in `local`: imported, or read as `module._name`."
+    tree, mods, found = ast.parse(path.read_text()), set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if (node.module or '').split('.')[0] in {'skinseg', *local}:
+                found += [(node.lineno, a.name) for a in node.names if a.name.startswith('_') and not a.name.startswith('__')]
+                if node.module == 'skinseg': mods |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            mods |= {a.asname or a.name for a in node.names if a.name.split('.')[0] in {'skinseg', *local}}
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and getattr(node.value.func, 'id', '') == 'load':
+            mods |= {t.id for t in node.targets if isinstance(t, ast.Name)}  # tests load benchmark scripts as modules
+    found += [(n.lineno, f'{n.value.id}.{n.attr}') for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id in mods and n.attr.startswith('_') and not n.attr.startswith('__')]
+    return sorted(found)
+
+def test_tests_and_benchmarks_use_only_public_names():
+    "Tests and benchmarks go through the public API (and the benchmarks' `common`), as a user's code would."
+    local = {p.stem for p in (ROOT/'benchmarks').glob('*.py')} | {p.stem for p in (ROOT/'tests').glob('*.py')}
+    bad = [f"{p.relative_to(ROOT)}:{line} {name}" for d in ('tests', 'benchmarks') for p in sorted((ROOT/d).glob('*.py'))
+           for line, name in private_uses(p, local)]
+    assert not bad, f"private names used across modules: {bad}"
+
+def test_the_public_names_check_catches_private_uses(tmp_path):
+    bad = tmp_path/'t.py'
+    bad.write_text("import skinseg.core as core\nfrom skinseg.model import _cache\nbp = load('bench')\nx = core._BLOCK + bp._f()\nfrom common import now\n")
+    assert private_uses(bad, {'common'}) == [(2, '_cache'), (4, 'bp._f'), (4, 'core._BLOCK')]

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import skinseg.layouts as layouts
 from skinseg.core import SkinsegError
 from skinseg.data import synthetic_dataset, find_pairs, scan_dataset, read_split, training_split, check_dataset
 from conftest import run_skinseg, run_inprocess
@@ -153,9 +152,11 @@ def test_folder_scanned_once(syn, tmp_path, monkeypatch):
     d = shutil.copytree(syn, tmp_path/'ds')
     old = time.time() - 60
     for p in [d, *d.iterdir()]: os.utime(p, (old, old))
-    calls = []
-    real = layouts._list_files
-    monkeypatch.setattr(layouts, '_list_files', lambda dirs, keep: calls.append(dirs) or real(dirs, keep))
+    calls, real = [], Path.iterdir
+    def listing(folder):
+        if folder.parent == d: calls.append(folder.name)
+        return real(folder)
+    monkeypatch.setattr(Path, 'iterdir', listing)
     find_pairs(d); check_dataset(d); training_split(d); find_pairs(str(d))
     assert len(calls) == 2, calls  # images/ and masks/, once each
     (d/'masks'/sorted(os.listdir(d/'masks'))[0]).unlink()

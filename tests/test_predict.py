@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 
 from skinseg.core import (predict, iter_predict, read_mask, default_config, keep_largest_lesion, prob_to_mask,
                           skinseg_predict, SkinsegError, bf16_supported, get_model)
-from skinseg.model import _BF16_COPIES
+from skinseg.model import inference_model
 from conftest import run_skinseg, run_inprocess, make_dataset, write_bad_images
 
 class RedIsLesion(torch.nn.Module):
@@ -87,11 +87,11 @@ def test_a_model_folder_runs_as_one_folded_bf16_copy(tiny_model_dir, tiny_model)
     if not bf16_supported(): pytest.skip("this CPU has no native bfloat16: predict runs float32 and folds nothing")
     folded = predict(img, tiny_model_dir, return_prob=True)
     net, _ = get_model(tiny_model_dir)
-    copy = _BF16_COPIES[net]
-    assert copy is not None and not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules())
+    copy, _, bf16 = inference_model(tiny_model_dir)
+    assert bf16 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules())
     assert next(copy.parameters()).dtype == torch.bfloat16 and next(net.parameters()).dtype == torch.float32
     predict(img, tiny_model_dir)
-    assert _BF16_COPIES[net] is copy  # made once per loaded model
+    assert inference_model(tiny_model_dir)[0] is copy  # made once per loaded model
     autocast = predict(img, tiny_model, return_prob=True)
     assert np.abs(folded.prob - autocast.prob).mean() < 0.01
 
@@ -131,13 +131,11 @@ def test_huge_image_mask_at_full_size(tmp_path):
     assert 0.18 < r.area_fraction < 0.21  # an ellipse over half the width and height: pi/16 = 0.196
 
 def test_full_size_in_blocks_matches_interpolate():
+    "A 12-megapixel output is scaled up in blocks of rows (4 megapixels each): the same as one interpolation."
     p = torch.rand(24, 32)
     import torch.nn.functional as F
-    import skinseg.core as core
-    old, core._BLOCK_PX = core._BLOCK_PX, 5000  # force many blocks of rows
-    try: mask, prob = prob_to_mask(p, (1000, 1333), with_prob=True)
-    finally: core._BLOCK_PX = old
-    ref = F.interpolate(p[None, None], size=(1000, 1333), mode='bilinear', align_corners=False)[0, 0].numpy()
+    mask, prob = prob_to_mask(p, (3000, 4000), with_prob=True)
+    ref = F.interpolate(p[None, None], size=(3000, 4000), mode='bilinear', align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(prob, ref, atol=1e-5)
     assert ((mask > 0) != (ref > 0.5)).sum() <= 10
 

@@ -234,8 +234,8 @@ def test_evaluate_csv_into_missing_folder(eval_dirs, tmp_path):
 # ## check: every problem of a dataset on its own line, exit 1; no dataset at all, exit 2
 
 def test_check_lists_every_problem(tmp_path):
-    from test_reliability_io import _dataset_with_problems
-    root, problems, good = _dataset_with_problems(tmp_path/'my data ü')
+    from test_reliability_io import dataset_with_problems
+    root, problems, good = dataset_with_problems(tmp_path/'my data ü')
     r = run_skinseg('check', root, '--quiet')
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     lines = (r.stdout + r.stderr).splitlines()

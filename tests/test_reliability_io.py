@@ -170,7 +170,7 @@ def test_decompression_bomb_refused(tmp_path):
 
 # ## The dataset checks: missing, misfit and many-valued masks (skinseg.data)
 
-def _dataset_with_problems(root:Path) -> tuple:
+def dataset_with_problems(root:Path) -> tuple:
     """A synthetic dataset with one problem per pair: (root, {problem words: path that must be named}, good ids).
     `skinseg check` runs on it in test_reliability_cli; `check_dataset` on planted problems: nbs/api/07_data.ipynb."""
     from skinseg.data import find_pairs

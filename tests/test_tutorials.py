@@ -72,8 +72,8 @@ def _digest(folder:Path) -> dict:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob('*.ipynb'))}
 
 def _times(config) -> list:
-    if not hasattr(config, '_skinseg_tutorial_times'): config._skinseg_tutorial_times = []
-    return config._skinseg_tutorial_times
+    if not hasattr(config, 'skinseg_tutorial_times'): config.skinseg_tutorial_times = []
+    return config.skinseg_tutorial_times
 
 @pytest.fixture(scope='module')
 def jupyter_env():
