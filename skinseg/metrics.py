@@ -85,13 +85,14 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
 # %% ../nbs/api/10_metrics.ipynb #f801b13a
 from fastai.metrics import Metric
 
-def _gather(t:torch.Tensor) -> torch.Tensor:
-    "`t` concatenated over all processes when training is distributed; `t` itself otherwise."
+def _gather(t:torch.Tensor, n:int|None=None) -> torch.Tensor:
+    "Per-image `t` concatenated over all processes when training is distributed, cut to the `n` images of the validation set."
     import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return t
-    parts = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, t.cpu())
-    return torch.cat(parts)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, t.cpu())
+        t = torch.cat(parts)
+    return t[:n]  # fastai's DistributedDL repeats the first images at the end to give each process as many
 
 def _pred_targ(learn):
     "Boolean lesion masks from a learner's current batch of 2-channel logits and 0/1 targets."
@@ -103,24 +104,25 @@ def _pred_targ(learn):
 class PerImageMetric(Metric):
     "Mean over validation images of a per-image score ('dice', 'iou' or 'isic'), accumulated across batches."
     def __init__(self, score:str='iou'): self.score = score
-    def reset(self): self.vals = []
-    def accumulate(self, learn): self.vals.append(mask_scores(*_pred_targ(learn))[self.score])
+    def reset(self): self.vals, self.n = [], None
+    def accumulate(self, learn):
+        self.vals.append(mask_scores(*_pred_targ(learn))[self.score]); self.n = getattr(learn.dl, 'n', None)
     @property
     def value(self):
-        vals = _gather(torch.cat(self.vals)) if self.vals else torch.zeros(0)
+        vals = _gather(torch.cat(self.vals), self.n) if self.vals else torch.zeros(0)
         return float(vals.mean()) if len(vals) else None
     @property
     def name(self): return self.score
 
 class GlobalIoU(Metric):
     "Pixel-pooled IoU over the validation set: all intersections divided by all unions."
-    def reset(self): self.inter, self.union = 0., 0.
+    def reset(self): self.iu, self.n = [], None
     def accumulate(self, learn):
         s = mask_scores(*_pred_targ(learn))
-        self.inter += float(s['inter'].sum()); self.union += float(s['union'].sum())
+        self.iu.append(torch.stack([s['inter'], s['union']], 1)); self.n = getattr(learn.dl, 'n', None)
     @property
     def value(self):
-        iu = _gather(torch.tensor([[self.inter, self.union]], dtype=torch.float64)).sum(0)
+        iu = _gather(torch.cat(self.iu), self.n).sum(0) if self.iu else torch.zeros(2)
         return float(iu[0] / iu[1]) if iu[1] else 1.
     @property
     def name(self): return 'global_iou'
