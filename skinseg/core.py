@@ -62,7 +62,8 @@ def load_resized(image, # path, PIL image or numpy array
     return np.asarray(img.resize((w, h), Image.BILINEAR, reducing_gap=2.0)), (H, W)
 
 def to_batch(arrays:list, # same-size `HxWx3` uint8 RGB arrays
-             mean, std, # per-channel normalisation (the model config's)
+             mean, # 3 per-channel means on the 0-1 scale (the model config's `mean`)
+             std, # 3 per-channel standard deviations on the 0-1 scale (the model config's `std`)
             ) -> torch.Tensor:
     "Stack same-size uint8 RGB arrays into a normalised float batch."
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
@@ -74,7 +75,11 @@ def _weights_dtype(model):
     p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     return None if p is None else p.dtype
 
-def lesion_prob(model, x:torch.Tensor, tta:bool=False, bf16:bool=False) -> torch.Tensor:
+def lesion_prob(model, # callable giving `(B, C, h, w)` logits: 2-class softmax, or 1 channel read through a sigmoid
+                x:torch.Tensor, # normalised float batch `(B, 3, h, w)` (from `to_batch`) on the model's device
+                tta:bool=False, # also average over the horizontal and vertical flips
+                bf16:bool=False, # run under bfloat16 autocast (not needed when the weights are already bfloat16)
+               ) -> torch.Tensor:
     "Lesion probability `(B, h, w)` for a normalised batch, averaged over flips when `tta`, in bfloat16 when `bf16`."
     bf16_weights = _weights_dtype(model) == torch.bfloat16  # from `bf16_inference_model`: no autocast needed
     def fwd(x):
@@ -112,7 +117,8 @@ def _upsample_rows(p:np.ndarray, hw):
         yield y0, y0 + len(i0), _lerp_(pw.take(i0, axis=0), pw.take(i1, axis=0), wy[:, None])
 
 # %% ../nbs/api/03_core.ipynb #83c14b8d
-def keep_largest_lesion(mask:np.ndarray) -> np.ndarray:
+def keep_largest_lesion(mask:np.ndarray, # boolean lesion mask `(h, w)`
+                       ) -> np.ndarray:
     "The largest connected lesion of a boolean mask, with its holes filled."
     from scipy import ndimage
     labels, n = ndimage.label(mask)
@@ -268,7 +274,8 @@ from typing import Annotated
 from fastcore.script import call_parse, bool_arg
 
 # %% ../nbs/api/03_core.ipynb #069ee513
-def mask_filename(image_path) -> str:
+def mask_filename(image_path, # the image's path (str or Path); its stem is the image id
+                 ) -> str:
     "The ISIC name of an image's mask: `<image_id>_segmentation.png`."
     return f"{Path(image_path).stem}_segmentation.png"
 
@@ -300,7 +307,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     images = [images] if isinstance(images, (str, Path)) else images
     check_count(bs, '--bs')
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out exists and is a file, not a folder")
-    net_cfg = get_model(model_dir, check_device(device))
+    get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     files = find_images(images, recursive, exclude=out)
     if not files:
         raise SkinsegError(f"no images found in {', '.join(map(str, images))} (looked for {' '.join(IMAGE_EXTS)} files"
@@ -308,7 +315,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     _check_unique_ids(files)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     failed = []
-    results = iter_predict(files, net_cfg, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)
+    results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it
     for f, r in zip(files, tqdm(results, total=len(files), unit='img', desc='predict', disable=quiet)):
         if isinstance(r, Exception): failed.append(str(r)); continue
         try:

@@ -193,3 +193,13 @@ def test_duplicate_image_ids_are_refused(tiny_model_dir, tmp_path):
         (tmp_path/d).mkdir(); Image.new('RGB', (30, 20)).save(tmp_path/d/'same.jpg')
     with pytest.raises(SkinsegError, match="'same'"):
         skinseg_predict(str(tiny_model_dir), [str(tmp_path/'a'), str(tmp_path/'b')], out=str(tmp_path/'o'), quiet=True)
+
+def test_command_masks_are_predicts(tiny_model_dir, tmp_path):
+    "`skinseg predict` runs a model folder exactly as `predict` does (the same bf16 copy where the CPU has bf16), so their masks agree pixel for pixel."
+    (tmp_path/'in').mkdir()
+    for k, box in enumerate([(0.2, 0.2, 0.6, 0.7), (0.1, 0.3, 0.5, 0.9)]):
+        Image.fromarray(drawn_lesions(90, 120, [box])[0]).save(tmp_path/'in'/f'lesion{k}.png')
+    r = run_inprocess('predict', tiny_model_dir, tmp_path/'in', '--out', tmp_path/'out', '--quiet')
+    assert r.returncode == 0, r.stderr
+    for k in range(2):
+        np.testing.assert_array_equal(read_mask(tmp_path/'out'/f'lesion{k}_segmentation.png'), predict(tmp_path/'in'/f'lesion{k}.png', tiny_model_dir).mask)
