@@ -48,16 +48,21 @@ from PIL import Image
 class SkinsegError(ValueError):
     "A problem with user input, worded for the user: the message names the file and what is wrong."
 
-def file_error(path, problem:str):
+def file_error(path, # the file (or folder) at fault: str or Path, put first in the message
+               problem:str, # what is wrong with it, worded for the user
+              ):
     "A `SkinsegError` whose message is `path: problem`."
     return SkinsegError(f"{path}: {problem}")
 
-def one_line(e:Exception, n:int=240) -> str:
+def one_line(e:Exception, # the exception whose message to shorten
+             n:int=240, # most characters to keep
+            ) -> str:
     "The first `n` characters of an exception's message, its lines joined."
     return ' '.join(str(e).split())[:n]
 
 # %% ../nbs/api/00_basics.ipynb #d2a3d0e0
-def is_whole(v) -> bool:
+def is_whole(v, # any value
+            ) -> bool:
     "Whether `v` is an int (and not a bool)."
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -101,7 +106,8 @@ def save_png(a:np.ndarray, # uint8 array, `HxW` or `HxWx3`
     return atomic_write(path, lambda p: Image.fromarray(a).save(p, format='PNG', compress_level=1), sync=False)
 
 # %% ../nbs/api/00_basics.ipynb #f5ad1435
-def find_data_dir(name:str='ham10000'):
+def find_data_dir(name:str='ham10000', # the dataset's folder name under the data root
+                 ):
     "The folder of dataset `name` under `$SKINSEG_DATA` or `../shared/data` upwards, or None."
     roots = [Path(os.environ['SKINSEG_DATA'])] if os.environ.get('SKINSEG_DATA') else []
     here = Path.cwd().resolve()
@@ -109,7 +115,8 @@ def find_data_dir(name:str='ham10000'):
     return next((r/name for r in roots if (r/name).is_dir()), None)
 
 # %% ../nbs/api/00_basics.ipynb #5cc9ca89
-def check_device(device:str) -> str:
+def check_device(device:str, # 'cpu', 'cuda' (or 'cuda:N') or 'mps'
+                ) -> str:
     "`device` if PyTorch can use it on this machine, else a `SkinsegError` saying why."
     try: kind = torch.device(device).type
     except (RuntimeError, TypeError, ValueError): kind = None
@@ -121,7 +128,8 @@ def check_device(device:str) -> str:
     return device
 
 # %% ../nbs/api/00_basics.ipynb #6fcfb69f
-def bf16_supported(device:str='cpu') -> bool:
+def bf16_supported(device:str='cpu', # the device to ask about: 'cuda...' checks the GPU, anything else the CPU
+                  ) -> bool:
     "Whether `device` runs bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX."
     if str(device).startswith('cuda'): return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try: flags = Path('/proc/cpuinfo').read_text()

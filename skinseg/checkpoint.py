@@ -35,7 +35,9 @@ def _jsonable(v):
     if isinstance(v, (list, tuple)): return [_jsonable(o) for o in v]
     return v
 
-def checkpoint_state(learn, **meta) -> tuple:
+def checkpoint_state(learn, # fastai `Learner` with an optimizer (model may be DDP-wrapped)
+                     **meta, # JSON-serialisable metadata to store beside the state (epoch, best score, config...)
+                    ) -> tuple: # `(tensors, meta)`
     "`(tensors, meta)`: the learner's model, optimizer and RNG state split into safetensors tensors and JSON."
     tensors = {f'model.{k}': v.detach().cpu().contiguous() for k, v in _unwrap(learn.model).state_dict().items()}
     opt = learn.opt.state_dict()
@@ -50,14 +52,18 @@ def checkpoint_state(learn, **meta) -> tuple:
                 rng_numpy=[np_state[0], *map(_jsonable, np_state[2:])], rng_python=_jsonable(random.getstate()))
     return tensors, meta
 
-def save_checkpoint(learn, path, **meta) -> Path:
+def save_checkpoint(learn, # fastai `Learner` with an optimizer (model may be DDP-wrapped)
+                    path, # the checkpoint file to write: str or Path
+                    **meta, # JSON-serialisable metadata to store beside the state (epoch, best score, config...)
+                   ) -> Path: # `path`
     "Write the learner's full training state to `path` atomically (safetensors + JSON metadata, no pickle)."
     from safetensors.torch import save_file
     tensors, meta = checkpoint_state(learn, **meta)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={'skinseg_checkpoint': json.dumps(meta)}))
 
 # %% ../nbs/api/12_checkpoint.ipynb #80df914e
-def read_checkpoint(path) -> tuple:
+def read_checkpoint(path, # checkpoint file written by `save_checkpoint`: str or Path
+                   ) -> tuple:
     "`(tensors, meta)` from a checkpoint file, or a `SkinsegError` naming it."
     from safetensors import safe_open
     path = Path(path)
@@ -68,7 +74,9 @@ def read_checkpoint(path) -> tuple:
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except Exception as e: raise file_error(path, f"not a readable skinseg checkpoint ({type(e).__name__}: {e})") from None
 
-def load_checkpoint(learn, path) -> dict:
+def load_checkpoint(learn, # fastai `Learner` with the same model (and optimizer, if any) as when saved
+                    path, # checkpoint file written by `save_checkpoint`: str or Path
+                   ) -> dict:
     "Restore model, optimizer and RNG state from a checkpoint into `learn`; returns its JSON metadata."
     tensors, meta = read_checkpoint(path)
     _unwrap(learn.model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith('model.')})
@@ -89,7 +97,14 @@ def load_checkpoint(learn, path) -> dict:
 class TrainTracker(Callback):
     "After each epoch: keep the best model (by per-image validation IoU), write the checkpoint, time the epoch."
     order = 70
-    def __init__(self, out, config:dict, start_epoch:int=0, best:float=-1., history:list|None=None, monitor:str='iou'):
+    def __init__(self,
+                 out, # folder to write the best model and the checkpoint into: str or Path
+                 config:dict, # model config to save with the best model; updated in place with its scores and history
+                 start_epoch:int=0, # epochs already done when resuming; earlier epochs are skipped
+                 best:float=-1., # best `monitor` score so far (-1: none yet)
+                 history:list|None=None, # per-epoch log rows so far (None: none)
+                 monitor:str='iou', # the recorded metric whose highest value picks the best model
+                ):
         self.out, self.config, self.start_epoch, self.best, self.monitor = Path(out), config, start_epoch, best, monitor
         self.history = list(history or [])
     def before_epoch(self): self.t0, self.c0, self.n_img = time.perf_counter(), time.process_time(), 0
@@ -116,7 +131,10 @@ class TrainTracker(Callback):
 # %% ../nbs/api/12_checkpoint.ipynb #8e6b0108
 class ResumableCSVLogger(CSVLogger):
     "fastai's `CSVLogger`, appending without a second header and skipping epochs replayed on resume."
-    def __init__(self, fname, start_epoch:int=0):
+    def __init__(self,
+                 fname, # CSV file name, relative to the learner's `path`
+                 start_epoch:int=0, # epochs already done when resuming: keeps their rows and appends; 0 starts a new file
+                ):
         super().__init__(fname, append=start_epoch > 0); self.start_epoch = start_epoch
     def before_fit(self):
         f = self.path/self.fname

@@ -47,7 +47,9 @@ def _load_verb(verb):
     mod, fn = VERBS[verb][0].split(':')
     return inspect.unwrap(getattr(importlib.import_module(mod), fn))
 
-def run_verb(verb:str, args:list) -> int:
+def run_verb(verb:str, # a key of `VERBS`, e.g. 'predict'
+             args:list, # the command-line arguments after the verb, as strings
+            ) -> int:
     "Parse `args` against `verb`'s signature (as `call_parse` would) and run it; its int result is the exit status."
     func = _load_verb(verb)
     old_argv, sys.argv = sys.argv, [f'skinseg {verb}', *args]
@@ -66,7 +68,8 @@ def warning_printer(verb:str, # the verb, named in each line
         seen.add(msg); print(f"skinseg {verb}: warning: {msg}", file=file or sys.stderr, flush=True)
     return show
 
-def main(argv:list|None=None) -> int:
+def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None: `sys.argv[1:]`
+        ) -> int:
     "Entry point of the `skinseg` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help', 'help'): print(usage()); return 0

@@ -67,12 +67,14 @@ def open_image(path, # image file
     img, (w, h) = _decode(path, draft)
     return _to_uint8(img).convert('RGB'), (h, w)
 
-def read_image(path) -> np.ndarray:
+def read_image(path, # image file: str or Path
+              ) -> np.ndarray:
     "Read an image file as an `HxWx3` uint8 RGB array in display (EXIF) orientation."
     return np.asarray(open_image(path)[0])
 
 # %% ../nbs/api/01_images.ipynb #8daf95c4
-def display_hw(path) -> tuple:
+def display_hw(path, # image file: str or Path
+              ) -> tuple:
     "`(height, width)` of an image file as displayed (EXIF orientation applied), from its header only."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "file not found" if not path.exists() else "not a file")
@@ -84,7 +86,9 @@ def display_hw(path) -> tuple:
     except (OSError, SyntaxError, ValueError, EOFError) as e: raise file_error(path, f"truncated or corrupt image ({e})") from None
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4
-def as_rgb_array(image, name:str='image') -> np.ndarray:
+def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
+                 name:str='image', # how errors name an in-memory array
+                ) -> np.ndarray:
     "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA)."
     if isinstance(image, (str, Path)): return read_image(image)
     if isinstance(image, Image.Image): return np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
@@ -147,7 +151,8 @@ def _wide_levels(img:Image.Image) -> np.ndarray:
     if a.size and a.min() >= 0 and a.max() <= 255 and (a == a.round()).all(): return a.astype(np.uint8)
     return np.asarray(_to_uint8(img))
 
-def read_mask(path) -> np.ndarray:
+def read_mask(path, # mask file: str or Path
+             ) -> np.ndarray:
     "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
     img = _decode(path)[0]
     if img.mode == 'P' and 'transparency' not in img.info: a, why = _palette_levels(img)
@@ -179,18 +184,21 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 _MASK_SUFFIX = re.compile(r'_(segmentation|mask|lesion)$', re.IGNORECASE)
 _DERIVED = re.compile(r'_(superpixels|attribute_\w+)$', re.IGNORECASE)
 
-def is_image_file(path) -> bool:
+def is_image_file(path, # file name or path (str or Path); only the name is looked at
+                 ) -> bool:
     "Whether `path` is named as an input image: image extension, not hidden, not a mask or an ISIC derived file."
     p = Path(path)
     return (p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')
             and not _MASK_SUFFIX.search(p.stem) and not _DERIVED.search(p.stem))
 
-def is_mask_file(path) -> bool:
+def is_mask_file(path, # file name or path (str or Path); only the name is looked at
+                ) -> bool:
     "Whether `path` may be a mask: image extension, not hidden, not an ISIC derived file."
     p = Path(path)
     return p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.') and not _DERIVED.search(p.stem)
 
-def mask_id(path) -> str:
+def mask_id(path, # mask file name or path: str or Path
+           ) -> str:
     "The image id a mask file belongs to: its stem without `_segmentation`, `_mask` or `_lesion`."
     return _MASK_SUFFIX.sub('', Path(path).stem)
 

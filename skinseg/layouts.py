@@ -31,7 +31,9 @@ def _decode_text(raw:bytes) -> str:
     try: return raw.decode('utf-8')
     except UnicodeDecodeError: return raw.decode('cp1252', errors='replace')
 
-def read_table(path:Path, what:str='table') -> pd.DataFrame:
+def read_table(path:Path, # the CSV (or tab-separated) file: str or Path
+               what:str='table', # what to call the file in an error, e.g. 'split CSV'
+              ) -> pd.DataFrame:
     "A table of strings from a CSV saved anyhow: any encoding mark, comma, semicolon or tab; names and values trimmed."
     try:
         text = _decode_text(Path(path).read_bytes())
@@ -109,7 +111,9 @@ def _layout_error(data_dir:Path, layout, mask_dirs):
 # %% ../nbs/api/05_layouts.ipynb #b1scan
 _NNUNET_CHANNEL = re.compile(r'_0000$')
 
-def layout_image_id(path, layout) -> str:
+def layout_image_id(path, # image file: str or Path
+                    layout, # the dataset's layout name, as `scan_dataset` gives it (e.g. 'HAM10000', 'nnU-Net')
+                   ) -> str:
     "The id of an image file: its stem, less nnU-Net's `_0000` channel suffix in the nnU-Net layout."
     return _NNUNET_CHANNEL.sub('', Path(path).stem) if layout == 'nnU-Net' else Path(path).stem
 

@@ -32,7 +32,10 @@ from fastai.optimizer import Adam
 # %% ../nbs/api/11_learner.ipynb #3e7a868d
 class CEDiceLoss(nn.Module):
     "Cross-entropy plus the soft Dice loss of the lesion class (per image, averaged), for 2-channel logits."
-    def __init__(self, dice_weight:float=1., smooth:float=1.):
+    def __init__(self,
+                 dice_weight:float=1., # weight of the Dice loss added to the cross-entropy
+                 smooth:float=1., # added to the Dice numerator and denominator: no 0/0 on images without lesion
+                ):
         super().__init__(); self.dice_weight, self.smooth = dice_weight, smooth
     def forward(self, pred, targ):
         pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
@@ -85,7 +88,12 @@ def quiet_hub(offline:bool=False, # put the Hub client in offline mode (cached f
     finally: constants.HF_HUB_OFFLINE, _ = old; log.setLevel(old[1])
 
 # %% ../nbs/api/11_learner.ipynb #8a0cd2a1
-def model_for_training(arch='smp', pretrained=True, weights=None, size=(256, 256), encoder='resnet34') -> tuple:
+def model_for_training(arch='smp', # 'smp' (segmentation-models-pytorch Unet) or 'fastai' (DynamicUnet)
+                       pretrained=True, # try to download ImageNet encoder weights (random init, with a warning, if that fails)
+                       weights=None, # local ImageNet encoder weights file; used instead of a download (None: none)
+                       size=(256, 256), # input size (height, width)
+                       encoder='resnet34', # ResNet encoder name
+                      ) -> tuple:
     "`(model, how the encoder was initialised)`, falling back to random init with one warning when the download fails."
     build = partial(build_model, arch, encoder, size=size)
     if weights is not None: return build(weights=weights), f'ImageNet weights from {weights}'

@@ -33,7 +33,13 @@ _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.
 class ColourJitter(RandTransform):
     "Per-image brightness, contrast, saturation and hue jitter on a float batch, as one colour matrix."
     order, split_idx = 40, 0
-    def __init__(self, brightness:float=0.1, contrast:float=0.1, saturation:float=0.1, hue:float=0.02, p:float=0.75):
+    def __init__(self,
+                 brightness:float=0.1, # brightness factor drawn uniformly from `1 ± brightness`
+                 contrast:float=0.1, # contrast factor (about mid-grey) drawn uniformly from `1 ± contrast`
+                 saturation:float=0.1, # saturation factor drawn uniformly from `1 ± saturation`
+                 hue:float=0.02, # largest hue rotation, as a fraction of a full turn
+                 p:float=0.75, # chance that an image is jittered at all (per image)
+                ):
         super().__init__(p=1.)
         self.brightness, self.contrast, self.saturation, self.hue, self.p_img = brightness, contrast, saturation, hue, p
     def encodes(self, x:TensorImage):
@@ -102,7 +108,11 @@ def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
 # %% ../nbs/api/09_loaders.ipynb #5fba17f5
 class ArrayBatches:
     "Make a fastai loader cut each batch straight out of presized arrays: one indexing op, no per-item work."
-    def __init__(self, dl, images, masks):
+    def __init__(self,
+                 dl, # fastai loader whose dataset items are row numbers into the arrays; patched in place
+                 images, # presized uint8 images `NxHxWx3` (from `presize`), one per row
+                 masks, # presized uint8 0/1 masks `NxHxW` (from `presize`), one per row
+                ):
         self.rows, self.images, self.masks = np.asarray(dl.dataset.items), images, masks
         dl.create_item, dl.do_batch = self.item, self.batch
     def item(self, s): return self.rows[s]

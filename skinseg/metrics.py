@@ -56,7 +56,8 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
     return dict(inter=inter, union=union, pred_px=pred_px, gt_px=gt_px, dice=dice, iou=iou, isic=isic, area_ratio=ratio)
 
 # %% ../nbs/api/10_metrics.ipynb #f5d55ccb
-def summarize_scores(scores:dict) -> dict:
+def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` gives: 'dice', 'iou', 'isic', 'inter', 'union' (and 'area_ratio')
+                    ) -> dict:
     "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite)."
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
@@ -103,7 +104,9 @@ def _pred_targ(learn):
 # %% ../nbs/api/10_metrics.ipynb #00fba959
 class PerImageMetric(Metric):
     "Mean over validation images of a per-image score ('dice', 'iou' or 'isic'), accumulated across batches."
-    def __init__(self, score:str='iou'): self.score = score
+    def __init__(self,
+                 score:str='iou', # which per-image score of `mask_scores` to average: 'dice', 'iou' or 'isic'
+                ): self.score = score
     def reset(self): self.vals, self.n = [], None
     def accumulate(self, learn):
         self.vals.append(mask_scores(*_pred_targ(learn))[self.score]); self.n = getattr(learn.dl, 'n', None)

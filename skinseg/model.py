@@ -46,7 +46,9 @@ def _read_state_dict(path):
     return sd
 
 # %% ../nbs/api/02_model.ipynb #ca1a0c56
-def load_encoder_weights(encoder:torch.nn.Module, path):
+def load_encoder_weights(encoder:torch.nn.Module, # ResNet encoder with torchvision's key names (a U-Net's `encoder`, or a torchvision ResNet)
+                         path, # local weights file: `.safetensors` or a PyTorch state dict (`.pth`)
+                        ):
     "Load ImageNet ResNet weights (torchvision key names, e.g. `resnet34-b627a593.pth`) from a local file."
     sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith('fc.')}
     missing, unexpected = torch.nn.Module.load_state_dict(encoder, sd, strict=False)  # smp's override returns None
@@ -106,7 +108,8 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
 MODEL_FORMAT = 'skinseg-model'
 WEIGHTS_NAME, CONFIG_NAME = 'model.safetensors', 'config.json'
 
-def default_config(**kw) -> dict:
+def default_config(**kw, # config fields to set, replacing the defaults
+                  ) -> dict: # a new config dict
     "A model config with the reference recipe's defaults, updated by `kw`."
     return dict(format=MODEL_FORMAT, format_version=1, arch='smp', encoder='resnet34', n_classes=2,
                 input_size=[256, 256], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), threshold=0.5,
@@ -129,7 +132,8 @@ FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-def is_input_size(size) -> bool:
+def is_input_size(size, # any value; a list or tuple `(height, width)` passes
+                 ) -> bool:
     "Whether `size` is `(height, width)`, each a multiple of 32 of at least 32: the U-Net halves it 5 times."
     return (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o >= 32 and o % 32 == 0 for o in size))
 
@@ -164,7 +168,8 @@ def parse_model_config(text:str|bytes, # the JSON text of a model config
         raise file_error(source, f"not a skinseg model config (no \"format\": \"{MODEL_FORMAT}\")")
     return _check_config(default_config() | cfg, source)
 
-def read_model_config(model_dir) -> dict:
+def read_model_config(model_dir, # skinseg model folder (or its `model.safetensors` or `config.json` file): str or Path
+                     ) -> dict:
     "The `config.json` of a skinseg model folder, checked."
     model_dir = Path(model_dir)
     if model_dir.is_file() and model_dir.name in (WEIGHTS_NAME, CONFIG_NAME): model_dir = model_dir.parent
@@ -202,7 +207,10 @@ def import_onnxruntime():
 
 class OnnxModel:
     "An onnxruntime session called like a PyTorch model: float tensor `(N, 3, h, w)` in, logits tensor out."
-    def __init__(self, path, device:str='cpu'):
+    def __init__(self,
+                 path, # ONNX model file: str or Path
+                 device:str='cpu', # 'cuda...' runs on the GPU when onnxruntime has CUDA, anything else on the CPU
+                ):
         ort = import_onnxruntime()
         providers = (['CUDAExecutionProvider'] if device.startswith('cuda') else []) + ['CPUExecutionProvider']
         self.session = ort.InferenceSession(str(path), providers=[p for p in providers if p in ort.get_available_providers()])
@@ -211,7 +219,9 @@ class OnnxModel:
         x = x.detach().cpu().float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
-def load_onnx(path, device:str='cpu') -> tuple:
+def load_onnx(path, # ONNX file written by `export_onnx`: str or Path
+              device:str='cpu', # 'cuda...' runs on the GPU when onnxruntime has CUDA, anything else on the CPU
+             ) -> tuple:
     "`(OnnxModel, config)` from an ONNX file written by `export_onnx`."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "ONNX file not found")
@@ -223,7 +233,9 @@ def load_onnx(path, device:str='cpu') -> tuple:
     return model, parse_model_config(meta['skinseg_config'], path)
 
 # %% ../nbs/api/02_model.ipynb #922ad127
-def load_torchscript(path, device:str='cpu') -> tuple:
+def load_torchscript(path, # TorchScript file written by `export_torchscript`: str or Path
+                     device:str='cpu', # where to put the weights ('cpu', 'cuda', 'cuda:N', 'mps')
+                    ) -> tuple:
     "`(ScriptModule, config)` from a file written by `export_torchscript`."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "TorchScript file not found")
@@ -237,7 +249,9 @@ def load_torchscript(path, device:str='cpu') -> tuple:
     return model.eval(), parse_model_config(extra[CONFIG_NAME], path)
 
 # %% ../nbs/api/02_model.ipynb #0123ba89
-def load_exported(path, device:str='cpu') -> tuple:
+def load_exported(path, # exported file: `.onnx` is read as ONNX, anything else as TorchScript
+                  device:str='cpu', # where to run it ('cpu', 'cuda', 'cuda:N', 'mps'); ONNX runs on the CPU unless 'cuda...'
+                 ) -> tuple:
     "`(model, config)` from an exported `.onnx` or TorchScript `.pt` file."
     return load_onnx(path, device) if Path(path).suffix == '.onnx' else load_torchscript(path, device)
 
@@ -249,7 +263,9 @@ def default_model_dir():
     return Path(os.environ.get('SKINSEG_MODEL', Path.home()/'.skinseg'/'model'))
 
 # %% ../nbs/api/02_model.ipynb #fa7d56d4
-def get_model(model=None, device:str='cpu'):
+def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, config)` pair (returned as is), or None: `default_model_dir()`
+              device:str='cpu', # where to load it: 'cpu', 'cuda' (or 'cuda:N') or 'mps'
+             ):
     "`(model, config)` from a loaded pair, a model folder or an exported `.onnx`/`.pt` file, loaded once and cached."
     check_device(device)
     if isinstance(model, tuple): return model

@@ -101,9 +101,23 @@ def _patch_cpu_broadcast():
     DistributedDL._broadcast, DistributedDL._skinseg_patched = _broadcast, True
 
 # %% ../nbs/api/13_train.ipynb #a1f2a477
-def check_train_options(out, epochs:int, bs:int, size, schedule:str, lr:float=1e-3, valid_pct:float=0.2, split_csv=None,
-                        fold:int|None=None, limit:int|None=None, seed:int=42, threads:int|None=None, num_workers:int=0,
-                        augment:str='standard', repeat:list|None=None, n_folders:int=1) -> tuple:
+def check_train_options(out, # output folder (`--out`): may be missing, must not be a file
+                        epochs:int, # training epochs: a whole number >= 1 (None passes)
+                        bs:int, # batch size: a whole number >= 1
+                        size, # input size: `(height, width)`, or `(side,)` for a square; each a multiple of 32
+                        schedule:str, # learning-rate schedule: a name in `SCHEDULES`
+                        lr:float=1e-3, # peak learning rate: a number above 0
+                        valid_pct:float=0.2, # validation share: strictly between 0 and 1
+                        split_csv=None, # split CSV given with `--split`, or None; `fold` needs one
+                        fold:int|None=None, # validation fold of a fold CSV: a whole number >= 0, or None
+                        limit:int|None=None, # images to use: a whole number >= 1, or None for all
+                        seed:int=42, # random seed: a whole number from 0 to 2**32-1
+                        threads:int|None=None, # CPU threads for PyTorch: a whole number >= 1, or None for its default
+                        num_workers:int=0, # DataLoader worker processes: a whole number >= 0
+                        augment:str='standard', # batch augmentation: a name in `AUGMENTATIONS`
+                        repeat:list|None=None, # times each folder's training images appear per epoch (see `check_repeat`), or None
+                        n_folders:int=1, # dataset folders trained on together (checked against `repeat`)
+                       ) -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
     check_count(epochs, '--epochs'); check_count(bs, '--bs'); check_count(limit, '--limit'); check_count(threads, '--threads')

@@ -62,19 +62,26 @@ def inference_scores(model, # model folder or `(model, config)` pair
                 rows.append(dict(image_id=ids[k] if ids is not None else k, tta=tta, postprocess=pp, dice=s['dice'].item(), iou=s['iou'].item()))
     return pd.DataFrame(rows)
 
-def summarize_options(scores:pd.DataFrame) -> pd.DataFrame:
+def summarize_options(scores:pd.DataFrame, # per-image table of `inference_scores`: tta, postprocess, dice, iou
+                     ) -> pd.DataFrame:
     "Mean Dice and IoU per (tta, postprocess) combination, with the number of images."
     g = scores.groupby(['tta', 'postprocess'])
     return pd.DataFrame({'dice': g.dice.mean(), 'iou': g.iou.mean(), 'n': g.size()}).reset_index()
 
-def choose_inference_options(summary:pd.DataFrame, min_gain:float=0.002) -> dict:
+def choose_inference_options(summary:pd.DataFrame, # table of `summarize_options`: mean dice per (tta, postprocess)
+                             min_gain:float=0.002, # Dice (0-1 scale) a costlier combination must gain over the cheapest near-best
+                            ) -> dict:
     "The best combination by mean Dice; TTA or post-processing only if it gains more than `min_gain` Dice."
     s = summary.assign(cost=summary.tta * 2 + summary.postprocess)  # cheapest first among near-equals
     best = s.dice.max()
     pick = s[s.dice >= best - min_gain].sort_values(['cost', 'dice'], ascending=[True, False]).iloc[0]
     return dict(tta=bool(pick.tta), postprocess=bool(pick.postprocess))
 
-def record_inference_options(model_dir, summary:pd.DataFrame, choice:dict, note:str='') -> dict:
+def record_inference_options(model_dir, # skinseg model folder whose `config.json` is rewritten
+                             summary:pd.DataFrame, # table of `summarize_options`, stored (rounded) as the measurement
+                             choice:dict, # `{'tta': bool, 'postprocess': bool}`, e.g. from `choose_inference_options`
+                             note:str='', # what the options were measured on, stored as `measured_on`
+                            ) -> dict:
     "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json`."
     cfg = read_model_config(model_dir) | choice
     cfg['inference_options'] = dict(chosen=choice, rule='best mean Dice; TTA/post-processing only if they gain more than 0.002',

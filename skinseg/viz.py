@@ -84,10 +84,13 @@ def _legend(ax, fontsize=7):
     ax.legend(handles=[Patch(color=np.array(c) / 255, label=k) for k, c in ERROR_COLOURS.items()],
               loc='lower right', fontsize=fontsize, framealpha=0.7, handlelength=1, borderpad=0.3)
 
-def show_errors(image, gt, pred, # image, ground-truth and predicted masks
+def show_errors(image, # path, PIL image or array
+                gt, # ground-truth mask array, the image's size
+                pred, # predicted mask array of the same shape
                 title:str='', # shown above the Dice and IoU
                 ax=None, # axes to draw on; a new figure when None
-                legend:bool=True):
+                legend:bool=True, # add the key to the TP/FP/FN colours, lower right
+               ):
     "Draw the error overlay of one image with its Dice and IoU; return the figure."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 2.6), dpi=70)
     s = mask_scores(np.asarray(pred), np.asarray(gt)); d, j = s['dice'].item(), s['iou'].item()
@@ -103,7 +106,8 @@ def show_results(images:list, # images (paths or arrays)
                  titles:list|None=None, # a title per panel
                  ncols:int=4, # panels per row
                  size:float=2.4, # panel width in inches
-                 dpi:int=70):
+                 dpi:int=70, # figure resolution, dots per inch
+                ):
     "A grid of error overlays with each image's Dice; return the figure."
     n = len(images); nrows = max(1, -(-n // ncols))
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
@@ -115,13 +119,17 @@ def show_results(images:list, # images (paths or arrays)
     fig.tight_layout(pad=0.4)
     return fig
 
-def worst_cases(scores:pd.DataFrame, n:int=8, by:str='dice') -> pd.DataFrame:
+def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g. `per_image_scores`)
+                n:int=8, # rows to return
+                by:str='dice', # the score column to rank by, lowest first
+               ) -> pd.DataFrame:
     "The `n` rows with the lowest `by` score, worst first."
     return scores.sort_values(by, kind='stable').head(n)
 
 # %% ../nbs/api/14_viz.ipynb #716050c8
 def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFrame
-                      dpi:int=70):
+                      dpi:int=70, # figure resolution, dots per inch
+                     ):
     "Losses and metrics per epoch from a training log; return the figure."
     df = pd.read_csv(log) if isinstance(log, (str, Path)) else log
     if 'epoch' not in df.columns: raise SkinsegError(f"{log if isinstance(log, (str, Path)) else 'log'}: no 'epoch' column; not a fastai CSVLogger file")
