@@ -81,10 +81,11 @@ def record_inference_options(model_dir, # skinseg model folder whose `config.jso
                              summary:pd.DataFrame, # table of `summarize_options`, stored (rounded) as the measurement
                              choice:dict, # `{'tta': bool, 'postprocess': bool}`, e.g. from `choose_inference_options`
                              note:str='', # what the options were measured on, stored as `measured_on`
+                             min_gain:float=0.002, # the `min_gain` that `choose_inference_options` chose `choice` with
                             ) -> dict:
     "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json`."
     cfg = read_model_config(model_dir) | choice
-    cfg['inference_options'] = dict(chosen=choice, rule='best mean Dice; TTA/post-processing only if they gain more than 0.002',
+    cfg['inference_options'] = dict(chosen=choice, rule=f'best mean Dice; TTA/post-processing only if they gain more than {min_gain:g}',
                                     measured_on=note, table=summary.round(4).to_dict('records'))
     atomic_write(Path(model_dir)/CONFIG_NAME, lambda p: p.write_text(json.dumps(cfg, indent=2, default=str)))
     return cfg
