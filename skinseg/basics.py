@@ -94,6 +94,7 @@ def atomic_write(path, # the file to write
         if sync:
             with open(tmp, 'rb') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e: raise file_error(path, f"could not be written ({e.strerror or one_line(e)})") from None  # not the temporary name
     finally:
         if tmp.exists(): tmp.unlink()
     return path

@@ -77,7 +77,7 @@ def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(f"skinseg: unknown verb {verb!r}\n\n{usage()}", file=sys.stderr); return 2
-    from skinseg.core import SkinsegError
+    from skinseg.basics import SkinsegError, one_line
     with warnings.catch_warnings():
         warnings.showwarning = warning_printer(verb)
         warnings.filterwarnings('always', module=r'skinseg\.')  # skinseg's own warnings, whatever PYTHONWARNINGS says
@@ -85,7 +85,7 @@ def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None
         except SkinsegError as e:
             print(f"skinseg {verb}: error: {e}", file=sys.stderr); return 2
         except OSError as e:  # a folder not writable, a disk full: the file and the system's reason
-            print(f"skinseg {verb}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr); return 2
+            print(f"skinseg {verb}: error: {f'{e.filename}: {e.strerror}' if e.filename and e.strerror else one_line(e)}", file=sys.stderr); return 2
         except KeyboardInterrupt:
             print(f"skinseg {verb}: interrupted", file=sys.stderr); return 130
 

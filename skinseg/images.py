@@ -83,6 +83,7 @@ def display_hw(path, # image file: str or Path
             w, h = im.size
             return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
     except UnidentifiedImageError: raise file_error(path, "not an image (unrecognised file format)") from None
+    except Image.DecompressionBombError as e: raise file_error(path, f"image too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e: raise file_error(path, f"truncated or corrupt image ({e})") from None
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4

@@ -29,11 +29,11 @@ ISIC_THRESHOLD = 0.65  # ISIC 2018 Task 1's threshold Jaccard: an image's IoU be
 
 def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
     "A `(B, H, W)` bool tensor from masks (numpy or torch) by the mask rule of `binarize_mask`, image by image."
+    if np.ndim(m) == 3 and np.shape(m)[-1] in (3, 4) and min(np.shape(m)[:2]) > 4:
+        raise SkinsegError(f"{name} of shape {tuple(np.shape(m))} looks like a colour image, not a mask or a batch of masks: read mask files with `read_mask`")
     if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
     if isinstance(m, torch.Tensor): m = (m.float() if m.is_floating_point() else m).detach().cpu().numpy()
     a = np.asarray(m)
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
-        raise SkinsegError(f"{name} of shape {a.shape} looks like a colour image, not a mask or a batch of masks: read mask files with `read_mask`")
     if a.dtype != bool: a = np.stack([binarize_mask(x, name) for x in (a[None] if a.ndim == 2 else a)]) if a.ndim in (2, 3) else binarize_mask(a, name)
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t[None] if t.ndim == 2 else t
@@ -75,6 +75,7 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
                     ) -> pd.DataFrame:
     "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image."
     def arr(m): return read_mask(m) if isinstance(m, (str, Path)) else getattr(m, 'mask', m)
+    gts, preds = list(gts), list(preds)
     check_same_length(gts, preds, 'ground-truth masks and predictions')
     if ids is not None: check_same_length(gts, ids, 'ground-truth masks and ids')
     rows = []
@@ -158,12 +159,13 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
     by_id = {}
     for p in files: by_id.setdefault(_pred_id(p), []).append(p)
     out, owner = {}, {}
+    exact = {p: j for j in ids for p in by_id.get(j, [])}
     for i in ids:
         found = by_id.get(i)
         if not found:  # a whole id in a longer name: the ISIC number, or nnU-Net's case_001 in case_001_0000
             key = _ISIC_ID.search(i).group(1) if _ISIC_ID.search(i) else i
             whole = re.compile(rf'(?<![0-9A-Za-z]){re.escape(key)}(?![0-9A-Za-z])')
-            found = [p for p in files if whole.search(p.stem)]
+            found = [p for p in files if whole.search(p.stem) and exact.get(p, i) == i]
         if len(found) > 1: raise file_error(pred_dir, f"{len(found)} predictions for {i}: {', '.join(p.name for p in found[:3])}")
         if found and found[0] in owner: raise file_error(found[0], f"matches two images, {owner[found[0]]} and {i}: rename it to one image id")
         if found: out[i], owner[found[0]] = found[0], i

@@ -49,6 +49,7 @@ def inference_scores(model, # model folder or `(model, config)` pair
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
+    images, masks = list(images), list(masks)
     check_same_length(images, masks, 'images and masks')
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
@@ -100,6 +101,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
                      bs:int=16, # images per forward pass
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU at each threshold (one row per image and threshold), masks made as `predict` makes them."
+    images, masks = list(images), list(masks)
     check_same_length(images, masks, 'images and masks')
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
