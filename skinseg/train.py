@@ -183,12 +183,12 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
     several = isinstance(data_dir, (list, tuple))
     size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers, augment,
                                repeat, len(data_dir) if several else 1)
-    if bf16 is None: bf16 = bf16_supported('cuda' if torch.cuda.is_available() else 'cpu')
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
     fit_df = repeat_sources(df, data_dir, repeat) if repeat else df
     dls = seg_dataloaders(fit_df, size=size, bs=bs, aug=augment, num_workers=num_workers, seed=seed)
+    if bf16 is None: bf16 = bf16_supported(str(dls.device))  # the device fastai trains on decides
     if resume: model, init = build_model(arch, encoder, size=size), meta['config']['training']['encoder_init']
     else: model, init = model_for_training(arch, pretrained, weights, size, encoder)
     learn = seg_learner(dls, model, lr=lr, wd=wd, bf16=bf16, channels_last=channels_last, path=out)
@@ -215,7 +215,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
     fit = partial(learn.fit_one_cycle, epochs, lr) if schedule == 'one_cycle' else partial(learn.fit_flat_cos, epochs, lr)
     if distributed:
         _patch_cpu_broadcast()
-        on_gpu = torch.cuda.is_available()
+        on_gpu = dls.device.type == 'cuda'
         with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu): fit(cbs=cbs)  # Accelerate: NCCL on GPUs, gloo on CPUs
     else: fit(cbs=cbs)
     if distributed:
