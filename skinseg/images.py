@@ -20,6 +20,7 @@ __all__ = ['IMAGE_EXTS', 'open_image', 'read_image', 'display_hw', 'as_rgb_array
 # %% ../nbs/api/01_images.ipynb #c7127c39
 from .basics import *
 import re, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,23 +28,29 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% ../nbs/api/01_images.ipynb #5e43fa10
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
 
-def _decode(path, draft:tuple|None=None):
-    "Decode `path` (a JPEG at a reduced scale no smaller than `draft` (long side, short side) if given): `(image, full (w, h))`."
-    path = Path(path)
+@contextmanager
+def _image_file(path:Path):
+    "Refuse a missing, folder or empty `path`, and turn PIL's errors while reading it into one-line `SkinsegError`s."
     if not path.exists(): raise file_error(path, "file not found")
     if path.is_dir(): raise file_error(path, "is a directory, not an image file")
     if path.stat().st_size == 0: raise file_error(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # large is fine; only >2x the limit fails
-            img = Image.open(path)
-            full = img.size
-            if draft is not None and img.format == 'JPEG': img.draft(None, draft if full[0] >= full[1] else draft[::-1])
-            img.load()
+            yield
     except UnidentifiedImageError: raise file_error(path, "not an image (unrecognised file format)") from None
     except Image.DecompressionBombError as e: raise file_error(path, f"image too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise file_error(path, f"truncated or corrupt image ({e})") from None
+
+def _decode(path, draft:tuple|None=None):
+    "Decode `path` (a JPEG at a reduced scale no smaller than `draft` (long side, short side) if given): `(image, full (w, h))`."
+    path = Path(path)
+    with _image_file(path):
+        img = Image.open(path)
+        full = img.size
+        if draft is not None and img.format == 'JPEG': img.draft(None, draft if full[0] >= full[1] else draft[::-1])
+        img.load()
     if img.getexif().get(0x0112, 1) in _SWAPS_AXES: full = full[::-1]
     return ImageOps.exif_transpose(img), full
 
@@ -77,14 +84,9 @@ def display_hw(path, # image file: str or Path
               ) -> tuple:
     "`(height, width)` of an image file as displayed (EXIF orientation applied), from its header only."
     path = Path(path)
-    if not path.is_file(): raise file_error(path, "file not found" if not path.exists() else "not a file")
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
-    except UnidentifiedImageError: raise file_error(path, "not an image (unrecognised file format)") from None
-    except Image.DecompressionBombError as e: raise file_error(path, f"image too large to decode safely ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e: raise file_error(path, f"truncated or corrupt image ({e})") from None
+    with _image_file(path), Image.open(path) as im:
+        w, h = im.size
+        return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4
 def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
