@@ -15,9 +15,9 @@ Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --a
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
 """
+import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import hardware, command, now_utc, RESULTS, REPO, rel
-import os, sys, json, time, random, argparse, fcntl
-from pathlib import Path
+import os, json, time, random, argparse, fcntl
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt

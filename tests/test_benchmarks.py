@@ -117,9 +117,9 @@ def test_carry_over_rescore_names_a_folder_without_model(tmp_path):
 
 def test_carry_over_fov_and_blur_augmentations():
     "`--aug flips+fov` blacks out the outside of a circle and makes the mask background exactly there; `flips+blur` smooths the image only; neither touches validation batches."
-    import sys, torch
+    import torch
     from fastai.vision.all import TensorImage, TensorMask
-    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    co = load('carry_over')
     torch.manual_seed(0)
     x, y = TensorImage(torch.rand(8, 3, 32, 48) + 0.1), TensorMask(torch.ones(8, 32, 48, dtype=torch.long))
     xf, yf = (t.as_subclass(torch.Tensor) for t in co.RandomFOV(p=1.)((x, y), split_idx=0))  # plain tensors: fastai's types do not compare with each other
@@ -136,8 +136,8 @@ def test_carry_over_fov_and_blur_augmentations():
 
 def test_carry_over_records_of_runs_that_finish_together_are_all_kept(tmp_path):
     "Two runs side by side can append their records at the same moment: none is lost."
-    import sys, multiprocessing as mp
-    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    import multiprocessing as mp
+    co = load('carry_over')
     out = tmp_path/'runs.json'
     procs = [mp.get_context('fork').Process(target=lambda k=k: [co.append_result(dict(run=k, i=i), out) for i in range(20)]) for k in range(4)]
     for p in procs: p.start()
@@ -147,13 +147,13 @@ def test_carry_over_records_of_runs_that_finish_together_are_all_kept(tmp_path):
 
 def test_carry_over_scores_with_skinsegs_metrics(tmp_path):
     "carry_over.py's per-image scores at a threshold are skinseg's own: `per_image_scores` of `predict`'s masks."
-    import sys, numpy as np
+    import numpy as np
     from skinseg.synthetic import synthetic_dataset
     from skinseg.layouts import find_pairs
     from skinseg.model import build_model, default_config, save_model
     from skinseg.core import predict
     from skinseg.metrics import per_image_scores
-    sys.path.insert(0, str(BENCH)); co = load('carry_over')
+    co = load('carry_over')
     df = find_pairs(synthetic_dataset(tmp_path/'syn', n=4, size=(40, 56), seed=0))
     model = save_model(build_model(pretrained=False), tmp_path/'model', default_config(input_size=[32, 64]))
     s = co.score(model, df, thresholds=np.array([0.3, 0.5]), bs=2)
