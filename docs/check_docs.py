@@ -13,7 +13,7 @@ processed. The home page's screenshot goes to `docs_check/home.png`.
 
 Without Chromium the browser part is skipped with a message, unless CI=true, where that is a failure.
 """
-import ast, base64, functools, http.server, json, os, re, shlex, shutil, subprocess, sys, tempfile, threading, time
+import ast, base64, functools, http.server, json, os, re, shlex, shutil, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 from make_readme import directives  # docs/ is on sys.path when this script runs
 
@@ -246,7 +246,8 @@ class Chromium:
         self.tmp = tempfile.mkdtemp(prefix='check_docs_chrome_')
         self.proc = subprocess.Popen([exe, *CHROME_FLAGS, f'--user-data-dir={self.tmp}', '--remote-debugging-port=0',
                                       'about:blank'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, 'TMPDIR': self.tmp})  # its scratch files go with the profile
+                                     env={**os.environ, 'TMPDIR': self.tmp},  # its scratch files go with the profile
+                                     start_new_session=True)  # one process group: `close` ends its helpers too
         port_file, t0 = Path(self.tmp)/'DevToolsActivePort', time.time()
         while not (port_file.exists() and len(port_file.read_text().split()) == 2):
             if self.proc.poll() is not None or time.time()-t0 > timeout:
@@ -302,13 +303,36 @@ class Chromium:
         shot = self.send('Page.captureScreenshot', session, format='png', clip=clip, captureBeyondViewport=True)
         Path(path).write_bytes(base64.b64decode(shot['data']))
 
-    def close(self):
-        if getattr(self, 'ws', None): self.ws.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try: self.proc.wait(10)
-            except subprocess.TimeoutExpired: self.proc.kill()
+    def close(self, timeout:float=30):
+        "End Chromium and every process it started, then remove its profile folder."
+        # Helper processes (the network service) can outlive a browser stopped by a signal and write into the
+        # profile after it is removed: ask for an orderly exit, then end the whole process group.
+        if getattr(self, 'ws', None):
+            try: self.ws.send(json.dumps(dict(id=self.n+1, method='Browser.close')))
+            except Exception: pass
+            self.ws.close()
+            try: self.proc.wait(timeout)
+            except subprocess.TimeoutExpired: pass
+        t0 = time.time()
+        while process_group_alive(self.proc.pid) and time.time()-t0 < timeout:
+            try: os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError: break
+            time.sleep(0.1)
+        self.proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+def process_group_alive(pgid:int) -> bool:
+    "Whether a process of group `pgid` still runs (zombies, which write nothing, do not count)."
+    procs = Path('/proc')
+    if not procs.is_dir():
+        try: os.killpg(pgid, 0); return True
+        except (ProcessLookupError, PermissionError): return False
+    for p in procs.iterdir():
+        if not p.name.isdigit(): continue
+        try: state, _, pgrp = (p/'stat').read_text().rsplit(')', 1)[1].split()[:3]
+        except (OSError, IndexError): continue
+        if int(pgrp) == pgid and state != 'Z': return True
+    return False
 
 # Runs in each page: images that did not load, tracebacks in outputs, and the API sections it finds.
 PAGE_JS = r"""

@@ -1,5 +1,5 @@
 "Docs tooling: README.md made from nbs/index.ipynb, and docs/check_docs.py catching broken pages."
-import os, sys
+import os, subprocess, sys, time
 from pathlib import Path
 import nbformat, pytest
 from nbformat.v4 import new_notebook, new_markdown_cell, new_code_cell, new_raw_cell, new_output
@@ -96,6 +96,19 @@ def test_check_docs_catches_broken_pages(tmp_path):
     for w in want: assert any(p.startswith(w) for p in probs), (w, probs)
     assert len(probs) == len(want), probs
     assert Image.open(tmp_path/'out'/'home.png').size[0] == 1280               # a real screenshot of the first page
+
+def test_browser_close_ends_its_helpers(tmp_path):
+    "A helper process that outlives the browser and writes into its profile (Chromium's network service can) is ended."
+    b = check_docs.Chromium.__new__(check_docs.Chromium)
+    b.tmp = str(tmp_path/'profile')
+    helper = f'while true; do mkdir -p "{b.tmp}/Default"; touch "{b.tmp}/Default/state"; sleep 0.05; done'
+    b.proc = subprocess.Popen(['sh', '-c', f"sh -c '{helper}' & exit 0"], start_new_session=True)
+    b.proc.wait()
+    time.sleep(0.3)
+    assert check_docs.process_group_alive(b.proc.pid)
+    b.close(timeout=5)
+    time.sleep(0.3)
+    assert not os.path.exists(b.tmp) and not check_docs.process_group_alive(b.proc.pid)
 
 def test_sidebar_order(tmp_path):
     for f in ['model_card.ipynb', '10_explore.ipynb', 'index.ipynb', '00_core.ipynb', 'nbdev.yml', 'styles.css', '_hidden.ipynb']:
