@@ -10,7 +10,7 @@ import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).reso
 from common import *
 import copy, time, warnings, numpy as np, torch
 import torch.nn.functional as F
-from skinseg.core import build_model, default_config, load_model, read_image, read_mask, binarize_mask, bf16_inference_model
+from skinseg.core import build_model, default_config, load_model, read_image, lesion_mask, bf16_inference_model
 from skinseg.metrics import mask_scores
 
 REAL_MODEL = REPO/'models'/'ham10000_96x128'
@@ -53,7 +53,7 @@ def eval_dice(fns, val, cfg, bs):
     "Per-image Dice of every variant on the validation pairs, and each variant's mask disagreement with fp32."
     h, w = cfg['input_size']
     images = [read_image(p) for p in val.image]
-    masks = [binarize_mask(read_mask(p)) for p in val['mask']]
+    masks = [lesion_mask(p) for p in val['mask']]
     per = {k: [] for k in fns}; disagree = {k: [] for k in fns}; maxdiff = {k: 0. for k in fns}
     for i in range(0, len(images), bs):
         x = prepare(images[i:i+bs], cfg['input_size'], cfg['mean'], cfg['std'])

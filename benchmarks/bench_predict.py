@@ -93,12 +93,12 @@ def draft_study(files, model_cfg, repeats):
         row = dict(ms_per_image=round(1000 * median(ts), 3), decoded_size=list(xs[0][1]),
                    mean_abs_diff_levels=round(float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for (a, _), b in zip(xs, ref)])), 3))
         if all(m.is_file() for m in masks.values()):
-            from skinseg.core import read_mask, binarize_mask
+            from skinseg.core import lesion_mask
             from skinseg.metrics import mask_scores
             probs = lesion_prob(net, normalise([a for a, _ in xs], cfg), bf16=BF16)
             dices = []
             for f, p in zip(files, probs):
-                gt = binarize_mask(read_mask(masks[f])); pm = full_size(p, gt.shape, cfg['threshold']) > 0
+                gt = lesion_mask(masks[f]); pm = full_size(p, gt.shape, cfg['threshold']) > 0
                 dices.append(mask_scores(pm, gt)['dice'].item())
             row['mean_dice_vs_mask'] = round(float(np.mean(dices)), 4)
         out[name] = row

@@ -21,7 +21,7 @@ import os, json, time, random, argparse, fcntl
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
-from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, read_mask, binarize_mask, iter_predict,
+from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, lesion_mask, iter_predict,
                           keep_largest_lesion, field_of_view,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.basics import atomic_write
@@ -129,7 +129,7 @@ def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none',
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
     for lm, mpath in zip(iter_predict(images, model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
-        g = torch.from_numpy(binarize_mask(read_mask(mpath)).astype(bool))
+        g = torch.from_numpy(lesion_mask(mpath))
         p = torch.from_numpy(lm.prob)[None] > thr
         if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
         rows.append(mask_scores(p, g.expand_as(p)))

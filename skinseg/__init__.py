@@ -7,6 +7,7 @@ Modules:
 - `skinseg.cli`: The `skinseg` command: one verb per task, each a thin wrapper over the library.
 - `skinseg.core`: `predict`: a lesion mask at each image's own size, from a path, a PIL image or an array; and `skinseg predict` for folders.
 - `skinseg.data`: Read every image/mask pair in full: check a dataset (`skinseg check`) and presize it for training.
+- `skinseg.demo`: `skinseg demo`: the main job on an embedded default, trained, predicted, scored and drawn in a few minutes.
 - `skinseg.download`: Download HAM10000 from Harvard Dataverse: resumable, MD5-checked, unpacked into the official layout.
 - `skinseg.export`: Export a trained model to ONNX or TorchScript, check that it predicts the same masks, and run an ONNX model with onnxruntime.
 - `skinseg.images`: Read dermoscopy images and lesion masks as arrays, and tell image files from mask files by their names.

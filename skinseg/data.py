@@ -42,7 +42,7 @@ def check_mask_size(mask, # the mask's path, named in the error
 def _resized_pair(image, mask, size):
     "`(image HxWx3, mask HxW 0/1)` uint8 arrays of one pair, resized to `size` (h, w)."
     h, w = size
-    img, m = read_image(image), binarize_mask(read_mask(mask)).astype(np.uint8)
+    img, m = read_image(image), lesion_mask(mask).astype(np.uint8)
     check_mask_size(mask, m.shape, image, img.shape)
     img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
     return img, np.asarray(Image.fromarray(m).resize((w, h), Image.NEAREST))

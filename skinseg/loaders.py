@@ -79,7 +79,7 @@ class _RowGetter:
         if self.arrays is not None: a = self.arrays[i]
         elif self.kind == 'image': a = read_image(self.paths[i])
         else:
-            a = binarize_mask(read_mask(self.paths[i])).astype(np.uint8)
+            a = lesion_mask(self.paths[i]).astype(np.uint8)
             check_mask_size(self.paths[i], a.shape, self.images[i], display_hw(self.images[i]))
         return (PILImage if self.kind == 'image' else PILMask).create(a)
 

@@ -74,13 +74,12 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
                      ids:list|None=None, # an id per image for the table (default: 0, 1, ...)
                     ) -> pd.DataFrame:
     "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image."
-    def arr(m): return read_mask(m) if isinstance(m, (str, Path)) else getattr(m, 'mask', m)
     gts, preds = list(gts), list(preds)
     check_same_length(gts, preds, 'ground-truth masks and predictions')
     if ids is not None: check_same_length(gts, ids, 'ground-truth masks and ids')
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
-        s = mask_scores(arr(p), arr(g))
+        s = mask_scores(lesion_mask(getattr(p, 'mask', p), 'prediction'), lesion_mask(g, 'ground truth'))
         rows.append(dict(image_id=ids[k] if ids is not None else k, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
     return pd.DataFrame(rows)
 
@@ -171,8 +170,6 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
         if found: out[i], owner[found[0]] = found[0], i
     return out
 
-def _read_binary(path) -> np.ndarray: return binarize_mask(read_mask(path))
-
 def _split_ids(split_csv, fold=None) -> list:
     "Image ids of the validation rows of a split CSV (`image_id`, `is_valid`), or of fold `fold` of a K-fold CSV."
     df = read_split(split_csv, fold)
@@ -204,7 +201,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     for image_id, gpath in gts.items():
         if image_id not in preds: raise file_error(pred_dir/f'{image_id}_segmentation.png', f"prediction missing for {image_id}")
         ppath = preds[image_id]
-        g, p = _read_binary(gpath), _read_binary(ppath)
+        g, p = lesion_mask(gpath), lesion_mask(ppath)
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
     cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']

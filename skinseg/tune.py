@@ -54,7 +54,7 @@ def inference_scores(model, # model folder or `(model, config)` pair
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
     for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
-        g = read_mask(masks[k]) if isinstance(masks[k], (str, Path)) else masks[k]
+        g = lesion_mask(masks[k], _named(masks[k], 'mask', k))
         check_mask_size(_named(masks[k], 'mask', k), np.shape(g), _named(images[k], 'image', k), hw)
         for tta, prob in ((False, p), (True, p_tta)):
             mask = prob_to_mask(prob, hw, cfg['threshold'])[0]
@@ -107,7 +107,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows = []
     for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):
-        g = torch.from_numpy(binarize_mask(read_mask(m) if isinstance(m, (str, Path)) else np.asarray(m)) > 0)
+        g = torch.from_numpy(lesion_mask(m, _named(m, 'mask', k)))
         check_mask_size(_named(m, 'mask', k), g.shape, _named(images[k], 'image', k), lm.mask.shape)
         pred = torch.from_numpy(lm.prob)[None] > thr
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])

@@ -113,7 +113,7 @@ def show_results(images:list, # images (paths or arrays)
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
     for k, ax in enumerate(axs.flat):
         if k >= n: ax.axis('off'); continue
-        g = read_mask(gts[k]) if isinstance(gts[k], (str, Path)) else gts[k]
+        g = lesion_mask(gts[k], f'ground truth {k}')
         p = getattr(preds[k], 'mask', preds[k])
         show_errors(images[k], g, p, titles[k] if titles else '', ax=ax, legend=k == 0)
     fig.tight_layout(pad=0.4)
