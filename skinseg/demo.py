@@ -23,7 +23,7 @@ from .basics import save_png, check_count, find_data_dir
 from .images import lesion_mask
 from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
-from .data import find_pairs
+from .layouts import find_pairs
 from .splits import read_split
 from .metrics import evaluate_dirs
 from .train import train, check_train_options
@@ -48,7 +48,7 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
              quiet:bool=False, # print nothing but warnings and errors
             ) -> dict:
     "Train briefly, predict the validation images at full size, score and draw them; return the summary."
-    check_count(n_images, '--n-images'); check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
+    check_count(n_images, '--n-images'); size = check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     data_dir, what = demo_data(data, out)
     if not quiet: print(f"skinseg demo: data = {what}")
@@ -56,12 +56,13 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
     split = read_split(out/'model'/'split.csv')
     valid = find_pairs(data_dir).set_index('image_id').loc[split.image_id[split.is_valid]]
     (out/'masks').mkdir(exist_ok=True)
-    for path, res in zip(valid.image, iter_predict(list(valid.image), out/'model')): save_png(res.mask, out/'masks'/mask_filename(path))
+    files = {i: out/'masks'/mask_filename(path) for i, path in valid.image.items()}
+    for f, res in zip(files.values(), iter_predict(list(valid.image), out/'model')): save_png(res.mask, f)
     summary, scores = evaluate_dirs(data_dir, out/'masks', out/'scores.csv', ids=list(valid.index))
     ranked = scores.sort_values('dice').image_id.tolist()
-    shown = ranked[:4] + ranked[-4:]  # the four worst and the four best
-    show_results(list(valid.image[shown]), list(valid['mask'][shown]),
-                 [lesion_mask(out/'masks'/f'{i}_segmentation.png') for i in shown], titles=shown).savefig(out/'errors.png')
+    shown = ranked if len(ranked) <= 8 else ranked[:4] + ranked[-4:]  # the four worst and the four best
+    show_results(list(valid.image[shown]), list(valid['mask'][shown]), [lesion_mask(files[i]) for i in shown],
+                 titles=shown).savefig(out/'errors.png')
     summary = dict(data=what, n_train=int((~split.is_valid).sum()), n_valid=len(valid), epochs=epochs, size=list(size),
                    **summary, model=str(out/'model'), masks=str(out/'masks'), picture=str(out/'errors.png'))
     (out/'summary.json').write_text(json.dumps(summary, indent=2))

@@ -23,6 +23,16 @@ def _copy_as(syn, dest:Path, img_dir, mask_dir, img_name='{}.jpg', mask_name='{}
         if mask_dir: (dest/mask_dir).mkdir(parents=True, exist_ok=True); shutil.copy(syn/'masks'/f'{p.stem}.png', dest/mask_dir/mask_name.format(p.stem))
     return dest
 
+def test_demo_on_an_nnunet_dataset(syn, tmp_path):
+    "`skinseg demo` on nnU-Net's layout: the masks it writes are named by the image file (SYNTH_0003_0000), not the id."
+    d = _copy_as(syn, tmp_path/'Dataset001_Skin', 'imagesTr', 'labelsTr', img_name='{}_0000.png')
+    r = run_inprocess('demo', '--data', d, '--out', tmp_path/'demo', '--n-images', 12, '--epochs', 1, '--size', 32, 32,
+                      '--no-pretrained', '--quiet')
+    assert r.returncode == 0, r.stderr
+    masks = sorted(f.name for f in (tmp_path/'demo'/'masks').iterdir())
+    assert masks and all(f.endswith('_0000_segmentation.png') for f in masks), masks
+    assert (tmp_path/'demo'/'errors.png').is_file()
+
 def test_isic2018_task2_task3_folders_beside_task1(syn, tmp_path):
     "Case 10: the Task 2 attribute masks and the Task 3 images and CSV are neither images nor masks; check exits 0."
     d = _copy_as(syn, tmp_path/'ISIC2018', 'ISIC2018_Task1-2_Training_Input', 'ISIC2018_Task1_Training_GroundTruth',
