@@ -248,14 +248,16 @@ class Chromium:
                                       'about:blank'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env={**os.environ, 'TMPDIR': self.tmp},  # its scratch files go with the profile
                                      start_new_session=True)  # one process group: `close` ends its helpers too
-        port_file, t0 = Path(self.tmp)/'DevToolsActivePort', time.time()
-        while not (port_file.exists() and len(port_file.read_text().split()) == 2):
-            if self.proc.poll() is not None or time.time()-t0 > timeout:
-                self.close(); raise RuntimeError(f"{exe} did not start (exit status {self.proc.returncode})")
-            time.sleep(0.1)
-        port, path = port_file.read_text().split()
-        self.ws = websocket.create_connection(f'ws://127.0.0.1:{port}{path}', suppress_origin=True, timeout=timeout)
         self.n, self.events, self.targets = 0, [], {}
+        try:
+            port_file, t0 = Path(self.tmp)/'DevToolsActivePort', time.time()
+            while not (port_file.exists() and len(port_file.read_text().split()) == 2):
+                if self.proc.poll() is not None or time.time()-t0 > timeout:
+                    raise RuntimeError(f"{exe} did not start (exit status {self.proc.returncode})")
+                time.sleep(0.1)
+            port, path = port_file.read_text().split()
+            self.ws = websocket.create_connection(f'ws://127.0.0.1:{port}{path}', suppress_origin=True, timeout=timeout)
+        except BaseException: self.close(); raise
 
     def send(self, method:str, session:str=None, **params):
         self.n += 1
@@ -318,15 +320,22 @@ class Chromium:
             try: os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError: break
             time.sleep(0.1)
-        self.proc.wait()
+        if process_group_alive(self.proc.pid): print(f"check_docs: warning: Chromium's processes outlived {timeout:g} s", file=sys.stderr)
+        try: self.proc.wait(timeout)
+        except subprocess.TimeoutExpired: pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+def exit_on_sigterm():
+    "Turn SIGTERM (a CI timeout) into `SystemExit`, so `finally` closes the browser: its own session no longer gets our signals."
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 def process_group_alive(pgid:int) -> bool:
     "Whether a process of group `pgid` still runs (zombies, which write nothing, do not count)."
     procs = Path('/proc')
     if not procs.is_dir():
         try: os.killpg(pgid, 0); return True
-        except (ProcessLookupError, PermissionError): return False
+        except PermissionError: return True  # there, though not ours to signal
+        except ProcessLookupError: return False
     for p in procs.iterdir():
         if not p.name.isdigit(): continue
         try: state, _, pgrp = (p/'stat').read_text().rsplit(')', 1)[1].split()[:3]
@@ -443,4 +452,6 @@ def main(argv=None) -> int:
     else: print("docs-check: OK")
     return 1 if problems else 0
 
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__':
+    exit_on_sigterm()
+    sys.exit(main())

@@ -17,7 +17,7 @@ Without Chromium the check is skipped with a message, unless CI=true, where that
 """
 import json, os, secrets, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 from pathlib import Path
-from check_docs import Chromium, find_chromium, CHROME_NAMES  # docs/ is on sys.path when this script runs
+from check_docs import Chromium, find_chromium, CHROME_NAMES, exit_on_sigterm  # docs/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT/'nbs'/'tutorials'
@@ -229,4 +229,6 @@ def main(argv=None) -> int:
     print(f"lab-check: FAILED, {len(problems)} problem(s)" if problems else "lab-check: OK")
     return 1 if problems else 0
 
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__':
+    exit_on_sigterm()
+    sys.exit(main())
