@@ -321,7 +321,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
         try:
             save_png(r.mask, out/mask_filename(f))
             if probs: save_png((r.prob * 255).round().astype(np.uint8), out/f'{Path(f).stem}_prob.png')
-        except OSError as e: failed.append(f"{out/mask_filename(f)}: could not write the mask ({e})")
+        except SkinsegError as e: failed.append(str(e))  # a mask that cannot be written (names its file); the others go on
     if not quiet: print(f"wrote {len(files) - len(failed)} of {len(files)} masks to {out}")
     if failed: print(f"{len(failed)} files failed:\n" + '\n'.join(f'  {m}' for m in failed), file=sys.stderr)
     return int(bool(failed))

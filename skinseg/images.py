@@ -157,21 +157,27 @@ def _wide_levels(img:Image.Image) -> np.ndarray:
 def read_mask(path, # mask file: str or Path
              ) -> np.ndarray:
     "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
-    img = _decode(path)[0]
+    a, why = _image_levels(_decode(path)[0])
+    if why is not None: raise file_error(path, why)
+    return a
+
+def _image_levels(img:Image.Image):
+    "`(HxW uint8 levels, None)` of a decoded mask image by the mask rule, or `(None, why it is refused)`."
     if img.mode == 'P' and 'transparency' not in img.info: a, why = _palette_levels(img)
     elif img.mode in ('L', '1'): a, why = np.asarray(img.convert('L')), None
     elif img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): a, why = _wide_levels(img), None
     else: a, why = _colour_levels(img)
     if why is None: why = _grey_lesion(a)[1]
-    if why is not None: raise file_error(path, why)
-    return a
+    return (a, None) if why is None else (None, why)
 
 def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
                   name:str='mask', # what to call it in an error
                  ) -> np.ndarray:
     "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5."
+    if isinstance(mask, Image.Image): raise SkinsegError(f"{name}: a PIL image; `lesion_mask` reads it by the mask rule (its palette included)")
     a = np.asarray(mask)
-    if a.ndim != 2:
+    if a.ndim == 0: raise SkinsegError(f"{name}: expected an HxW mask array, got {type(mask).__name__}")
+    if a.ndim != 2 or min(a.shape) < 1:
         colour = a.ndim == 3 and a.shape[-1] in (3, 4)
         raise SkinsegError(f"{name}: expected an HxW mask, got shape {a.shape}" + (" (a colour image? read mask files with `read_mask`)" if colour else ""))
     if a.dtype == bool: return a
@@ -186,11 +192,15 @@ def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, n
     return lesion
 
 # %% ../nbs/api/01_images.ipynb #lmask02
-def lesion_mask(mask, # mask file (str or Path), or an `HxW` array as `binarize_mask` takes
-                name:str='mask', # what to call an array in an error (a file is named by its path)
+def lesion_mask(mask, # mask file (str or Path), PIL image, or an `HxW` array as `binarize_mask` takes
+                name:str='mask', # what to call an image or array in an error (a file is named by its path)
                ) -> np.ndarray:
-    "Boolean `HxW` lesion mask of a mask file (read by the mask rule) or of an array."
-    if isinstance(mask, (str, Path)): return binarize_mask(read_mask(mask), str(mask))
+    "Boolean `HxW` lesion mask of a mask file or PIL image (by the mask rule) or of an array; `SkinsegError` if not one."
+    if isinstance(mask, (str, Path)): return _grey_lesion(read_mask(mask))[0]
+    if isinstance(mask, Image.Image):
+        a, why = _image_levels(mask)
+        if why is not None: raise SkinsegError(f"{name}: {why}")
+        return _grey_lesion(a)[0]
     return binarize_mask(mask, name)
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a

@@ -21,6 +21,7 @@ from .images import *
 from .layouts import find_pairs
 from .splits import read_split
 import json, math, re, sys
+from PIL import Image
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
@@ -28,7 +29,10 @@ import numpy as np, pandas as pd, torch
 ISIC_THRESHOLD = 0.65  # ISIC 2018 Task 1's threshold Jaccard: an image's IoU below it counts as 0
 
 def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
-    "A `(B, H, W)` bool tensor from masks (numpy or torch) by the mask rule of `binarize_mask`, image by image."
+    "A `(B, H, W)` bool tensor from masks (numpy, torch or a PIL image) by the mask rule of `binarize_mask`, image by image."
+    if isinstance(m, Image.Image): m = lesion_mask(m, name)
+    if np.ndim(m) not in (2, 3) or 0 in np.shape(m)[-2:]:
+        raise SkinsegError(f"{name}: expected masks of shape (H, W) or (B, H, W), got {tuple(np.shape(m))}")
     if np.ndim(m) == 3 and np.shape(m)[-1] in (3, 4) and min(np.shape(m)[:2]) > 4:
         raise SkinsegError(f"{name} of shape {tuple(np.shape(m))} looks like a colour image, not a mask or a batch of masks: read mask files with `read_mask`")
     if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
@@ -79,8 +83,11 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
     if ids is not None: check_same_length(gts, ids, 'ground-truth masks and ids')
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
-        s = mask_scores(lesion_mask(getattr(p, 'mask', p), 'prediction'), lesion_mask(g, 'ground truth'))
-        rows.append(dict(image_id=ids[k] if ids is not None else k, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
+        i = ids[k] if ids is not None else k
+        p, g = lesion_mask(getattr(p, 'mask', p), f'prediction {i}'), lesion_mask(g, f'ground truth {i}')
+        if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
+        s = mask_scores(p, g)
+        rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/10_metrics.ipynb #f801b13a

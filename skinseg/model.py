@@ -263,12 +263,14 @@ def default_model_dir():
     return Path(os.environ.get('SKINSEG_MODEL', Path.home()/'.skinseg'/'model'))
 
 # %% ../nbs/api/02_model.ipynb #fa7d56d4
-def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, config)` pair (returned as is), or None: `default_model_dir()`
+def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, config)` pair (its config checked), or None: `default_model_dir()`
               device:str='cpu', # where to load it: 'cpu', 'cuda' (or 'cuda:N') or 'mps'
              ):
     "`(model, config)` from a loaded pair, a model folder or an exported `.onnx`/`.pt` file, loaded once and cached."
     check_device(device)
-    if isinstance(model, tuple): return model
+    if isinstance(model, tuple):
+        if len(model) != 2 or not isinstance(model[1], dict): raise SkinsegError("a loaded model is a `(model, config dict)` pair")
+        return model[0], _check_config(default_config() | model[1], 'config of the (model, config) pair')
     path = Path(model) if model is not None else default_model_dir()
     stamps = [path/WEIGHTS_NAME, path/CONFIG_NAME] if path.is_dir() else [path]
     key = (str(path.resolve()), device, *(p.stat().st_mtime_ns if p.exists() else 0 for p in stamps))

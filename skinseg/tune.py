@@ -51,6 +51,7 @@ def inference_scores(model, # model folder or `(model, config)` pair
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
     images, masks = list(images), list(masks)
     check_same_length(images, masks, 'images and masks')
+    if ids is not None: check_same_length(images, list(ids), 'images and ids')
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
     for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
@@ -103,6 +104,8 @@ def threshold_scores(model, # model folder or `(model, config)` pair
     "Per-image Dice and IoU at each threshold (one row per image and threshold), masks made as `predict` makes them."
     images, masks = list(images), list(masks)
     check_same_length(images, masks, 'images and masks')
+    if not (np.ndim(thresholds) == 1 and len(thresholds) and all(isinstance(t, (int, float, np.floating)) and 0 < t < 1 for t in thresholds)):
+        raise SkinsegError(f"thresholds must be a non-empty list of numbers between 0 and 1, got {thresholds!r}")
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows = []

@@ -33,7 +33,7 @@ def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1 or 0/255
                 ) -> np.ndarray:
     "Boolean inner border of a lesion mask, `width` pixels thick."
     from scipy import ndimage
-    m = binarize_mask(mask) if mask.dtype != bool else mask
+    m = lesion_mask(mask)
     return m & ~ndimage.binary_erosion(m, iterations=width, border_value=0)
 
 def _width(shape) -> int: return max(1, round(shape[0] / 300))
@@ -46,7 +46,7 @@ def overlay_mask(image, # path, PIL image or array
                 ) -> np.ndarray:
     "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array."
     img = as_rgb_array(image)
-    m = binarize_mask(mask) if np.asarray(mask).dtype != bool else mask
+    m = lesion_mask(mask)
     _check_same_shape(img, m)
     out = img.copy()
     out[m] = ((1 - alpha) * img[m] + alpha * np.array(colour)).round().astype(np.uint8)
@@ -60,7 +60,7 @@ def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1 or 0/255
               pred:np.ndarray, # predicted mask of the same shape
              ) -> np.ndarray:
     "Per-pixel codes: 0 true negative, 1 true positive, 2 false positive, 3 false negative."
-    g, p = (binarize_mask(m) if np.asarray(m).dtype != bool else m for m in (gt, pred))
+    g, p = lesion_mask(gt, 'ground truth'), lesion_mask(pred, 'prediction')
     _check_same_shape(g, p)
     return (g & p) * 1 + (p & ~g) * 2 + (g & ~p) * 3
 
@@ -109,12 +109,14 @@ def show_results(images:list, # images (paths or arrays)
                  dpi:int=70, # figure resolution, dots per inch
                 ):
     "A grid of error overlays with each image's Dice; return the figure."
+    check_same_length(images, gts, 'images and ground-truth masks'); check_same_length(images, preds, 'images and predictions')
+    if titles is not None: check_same_length(images, titles, 'images and titles')
     n = len(images); nrows = max(1, -(-n // ncols))
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
     for k, ax in enumerate(axs.flat):
         if k >= n: ax.axis('off'); continue
         g = lesion_mask(gts[k], f'ground truth {k}')
-        p = getattr(preds[k], 'mask', preds[k])
+        p = lesion_mask(getattr(preds[k], 'mask', preds[k]), f'prediction {k}')
         show_errors(images[k], g, p, titles[k] if titles else '', ax=ax, legend=k == 0)
     fig.tight_layout(pad=0.4)
     return fig

@@ -183,6 +183,13 @@ def test_command_recursive_and_all_good_exit_0(tiny_model_dir, image_folder, tmp
     names = {p.name for p in (tmp_path/'rec').iterdir()}
     assert 'deep_segmentation.png' in names and 'deep_prob.png' in names and 'empty.jpg' in r.stderr
 
+def test_command_lists_a_mask_it_cannot_write_and_writes_the_others(tiny_model_dir, image_folder, tmp_path):
+    folder, _ = image_folder
+    out = tmp_path/'o'; (out/'gray_segmentation.png').mkdir(parents=True)  # a folder where one mask should go
+    r = run_inprocess('predict', tiny_model_dir, folder/'gray.png', folder/'rgba.png', '--out', out, '--quiet')
+    assert r.returncode == 1 and 'gray_segmentation.png' in r.stderr and '1 files failed' in r.stderr, r.stderr
+    assert (out/'rgba_segmentation.png').is_file()
+
 def test_command_missing_model_is_one_line_exit_2(image_folder, tmp_path):
     folder, _ = image_folder
     r = run_skinseg('predict', tmp_path/'no such model', folder, '--out', tmp_path/'o')
