@@ -42,11 +42,12 @@ def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise SkinsegError(f"{url}: could not get the dataset's file list ({e}); offline? Download it by hand from "
                            f"https://doi.org/{doi.removeprefix('doi:')}") from None
+    try: listed = [f['dataFile'] | {'label': f.get('label')} for f in listing['data']['latestVersion']['files']]
+    except (KeyError, TypeError) as e: raise SkinsegError(f"{url}: not a Dataverse file list (no {e}); check the DOI and the server") from None
     files = []
-    for f in listing['data']['latestVersion']['files']:
-        d = f['dataFile']
+    for d in listed:
         tabular = 'originalFileFormat' in d  # Dataverse serves ingested tables as .tab unless asked for the original
-        files.append(dict(id=d['id'], name=(d.get('originalFileName') if tabular else None) or f.get('label') or d['filename'],
+        files.append(dict(id=d['id'], name=(d.get('originalFileName') if tabular else None) or d['label'] or d['filename'],
                           md5=d.get('md5') or d.get('checksum', {}).get('value'),
                           size=d.get('originalFileSize') if tabular else d.get('filesize'),
                           url=f"{base}/api/access/datafile/{d['id']}" + ('?format=original' if tabular else '')))

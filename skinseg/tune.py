@@ -19,7 +19,7 @@ __all__ = ['THRESHOLDS', 'inference_scores', 'summarize_options', 'choose_infere
 from .basics import *
 from .images import *
 from .model import *
-from .core import load_resized, to_batch, lesion_prob, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
+from .core import load_resized, to_batch, flip_probs, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
 from .layouts import find_pairs
 from .data import check_mask_size
 from .metrics import mask_scores
@@ -35,8 +35,7 @@ def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
     for b0 in range(0, len(images), bs):
         loaded = [load_resized(o, size) for o in images[b0:b0 + bs]]
         x = to_batch([a for a, _ in loaded], cfg['mean'], cfg['std'])
-        p = lesion_prob(net, x, bf16=bf16)
-        p_tta = (p + lesion_prob(net, x.flip(3), bf16=bf16).flip(2) + lesion_prob(net, x.flip(2), bf16=bf16).flip(1)) / 3  # as `lesion_prob(tta=True)`
+        p, p_tta = flip_probs(net, x, bf16)
         for (img, hw), a, b in zip(loaded, p, p_tta):
             yield (hw, in_view(a.numpy(), img), in_view(b.numpy(), img)) if fov_on(cfg) else (hw, a, b)
 

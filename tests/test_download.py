@@ -86,6 +86,20 @@ def test_download_command_fetches_only_what_it_needs(server, tmp_path, monkeypat
     assert download_ham10000(d, base_url=server, progress=False) == d
     assert FakeDataverse.log == []
 
+class NotDataverse(BaseHTTPRequestHandler):
+    "Answers every request with JSON that is not a Dataverse file list, as another server at a wrong --base-url might."
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = b'{"status": "OK", "data": {}}'
+        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
+
+def test_a_reply_that_is_not_a_file_list_is_one_line(tmp_path):
+    srv = ThreadingHTTPServer(('127.0.0.1', 0), NotDataverse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try: r = run_inprocess('download', '--dest', tmp_path/'ham', '--base-url', f'http://127.0.0.1:{srv.server_port}', '--quiet')
+    finally: srv.shutdown(); srv.server_close()
+    assert r.returncode == 2 and 'not a Dataverse file list' in r.stderr, r.stderr
+
 def test_cut_transfer_resumes_with_range(server, tmp_path):
     name = 'HAM10000_images_part_2.zip'
     FakeDataverse.cut_once = {name}
