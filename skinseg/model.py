@@ -137,9 +137,14 @@ def is_input_size(size, # any value; a list or tuple `(height, width)` passes
     "Whether `size` is `(height, width)`, each a multiple of 32 of at least 32: the U-Net halves it 5 times."
     return (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o >= 32 and o % 32 == 0 for o in size))
 
-def _check_config(cfg:dict, path) -> dict:
+def _check_config(cfg:dict, path, net:bool=True) -> dict:
     "`cfg` if every field skinseg uses has a possible value, else a `SkinsegError` naming `path` and the field."
     def bad(field, want): raise file_error(path, f"field {field!r} is {cfg.get(field)!r}; expected {want}")
+    if not net:  # a loaded model of the caller's own: only what inference reads
+        size = cfg.get('input_size')
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(s) and s > 0 for s in size)):
+            bad('input_size', '[height, width], two positive whole numbers')
+        return _check_inference_fields(cfg, bad)
     v = cfg.get('format_version')
     if not is_whole(v) or v < 1: bad('format_version', 'a positive whole number')
     if v > FORMAT_VERSION:
@@ -149,9 +154,13 @@ def _check_config(cfg:dict, path) -> dict:
     if not is_whole(cfg.get('n_classes')) or cfg['n_classes'] < 1: bad('n_classes', 'a whole number >= 1')
     if not (isinstance(cfg.get('input_size'), list) and is_input_size(cfg['input_size'])):
         bad('input_size', '[height, width], each a multiple of 32 (the U-Net halves the size 5 times)')
+    return _check_inference_fields(cfg, bad)
+
+def _check_inference_fields(cfg:dict, bad) -> dict:
+    "`cfg` if its threshold, normalisation and inference switches are possible, else `bad(field, what is expected)`."
     if not _is_num(cfg.get('threshold')) or not 0 < cfg['threshold'] < 1: bad('threshold', 'a number between 0 and 1')
     for k in ('mean', 'std'):
-        if not (isinstance(cfg.get(k), list) and len(cfg[k]) == 3 and all(map(_is_num, cfg[k]))): bad(k, 'three numbers (R, G, B)')
+        if not (isinstance(cfg.get(k), (list, tuple)) and len(cfg[k]) == 3 and all(map(_is_num, cfg[k]))): bad(k, 'three numbers (R, G, B)')
     if not all(o > 0 for o in cfg['std']): bad('std', 'three positive numbers')
     for k in ('tta', 'postprocess', 'fov'):
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
@@ -270,7 +279,7 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
     check_device(device)
     if isinstance(model, tuple):
         if len(model) != 2 or not isinstance(model[1], dict): raise SkinsegError("a loaded model is a `(model, config dict)` pair")
-        return model[0], _check_config(default_config() | model[1], 'config of the (model, config) pair')
+        return model[0], _check_config(default_config() | model[1], 'config of the (model, config) pair', net=False)
     path = Path(model) if model is not None else default_model_dir()
     stamps = [path/WEIGHTS_NAME, path/CONFIG_NAME] if path.is_dir() else [path]
     key = (str(path.resolve()), device, *(p.stat().st_mtime_ns if p.exists() else 0 for p in stamps))
