@@ -318,7 +318,7 @@ class Chromium:
         t0 = time.time()
         while process_group_alive(self.proc.pid) and time.time()-t0 < timeout:
             try: os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError: break
+            except (ProcessLookupError, PermissionError): break
             time.sleep(0.1)
         if process_group_alive(self.proc.pid): print(f"check_docs: warning: Chromium's processes outlived {timeout:g} s", file=sys.stderr)
         try: self.proc.wait(timeout)

@@ -88,7 +88,7 @@ def flip_probs(model, # callable giving `(B, C, h, w)` logits: 2-class softmax, 
                x:torch.Tensor, # normalised float batch `(B, 3, h, w)` (from `to_batch`) on the model's device
                bf16:bool=False, # run under bfloat16 autocast (not needed when the weights are already bfloat16)
               ) -> tuple:
-    "Lesion probabilities `(B, h, w)` without and with flip TTA (the mean over the batch and its two flips)."
+    "Lesion probabilities `(B, h, w)` without and with flip TTA (each image's mean over itself and its two flipped copies)."
     fwd = _prob_fn(model, bf16)
     with torch.inference_mode():
         p = fwd(x)

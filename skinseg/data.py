@@ -90,9 +90,10 @@ def _check_pair(image, mask) -> list:
     if size is not None and size != (m.shape[1], m.shape[0]):
         problems.append(f"{mask}: mask is {m.shape[1]}x{m.shape[0]} but its image {Path(image).name} is {size[0]}x{size[1]}")
     levels = np.unique(m)
-    if len(levels) > 2:  # readable (lesion above 128), but a JPEG-compressed or anti-aliased border is worth fixing
+    # more levels read (lesion above 128), but a JPEG or anti-aliased border is worth fixing; one odd level is all lesion
+    if len(levels) > 2 or (len(levels) == 1 and levels[0] not in (0, 1, 255)):
         shown = ', '.join(map(str, levels[:6])) + (', ...' if len(levels) > 6 else '')
-        problems.append(f"{mask}: mask has {len(levels)} values ({shown}); expected two levels, 0 and 255")
+        problems.append(f"{mask}: mask has {len(levels)} value{'s' if len(levels) > 1 else ''} ({shown}); expected two levels, 0 and 255")
     return problems
 
 def _duplicates(paths, id_of, what) -> list:

@@ -31,6 +31,15 @@ HAM10000_CREDIT = ("HAM10000: Tschandl P., Rosendahl C., Kittler H., Sci Data 5,
 def _base_url(base_url=None) -> str: return (base_url or os.environ.get('SKINSEG_DATAVERSE_URL') or DATAVERSE_URL).rstrip('/')
 
 # %% ../nbs/api/08_download.ipynb #220e147d
+def _file_entry(f:dict, base:str) -> dict:
+    "One file of a Dataverse listing as id, name (the original name of an ingested table), md5, size and url."
+    d = f['dataFile']
+    tabular = 'originalFileFormat' in d  # Dataverse serves ingested tables as .tab unless asked for the original
+    return dict(id=d['id'], name=(d.get('originalFileName') if tabular else None) or f.get('label') or d['filename'],
+                md5=d.get('md5') or d.get('checksum', {}).get('value'),
+                size=d.get('originalFileSize') if tabular else d.get('filesize'),
+                url=f"{base}/api/access/datafile/{d['id']}" + ('?format=original' if tabular else ''))
+
 def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                     base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                    ) -> list:
@@ -42,15 +51,9 @@ def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise SkinsegError(f"{url}: could not get the dataset's file list ({e}); offline? Download it by hand from "
                            f"https://doi.org/{doi.removeprefix('doi:')}") from None
-    try: listed = [f['dataFile'] | {'label': f.get('label')} for f in listing['data']['latestVersion']['files']]
-    except (KeyError, TypeError) as e: raise SkinsegError(f"{url}: not a Dataverse file list (no {e}); check the DOI and the server") from None
-    files = []
-    for d in listed:
-        tabular = 'originalFileFormat' in d  # Dataverse serves ingested tables as .tab unless asked for the original
-        files.append(dict(id=d['id'], name=(d.get('originalFileName') if tabular else None) or d['label'] or d['filename'],
-                          md5=d.get('md5') or d.get('checksum', {}).get('value'),
-                          size=d.get('originalFileSize') if tabular else d.get('filesize'),
-                          url=f"{base}/api/access/datafile/{d['id']}" + ('?format=original' if tabular else '')))
+    try: files = [_file_entry(f, base) for f in listing['data']['latestVersion']['files']]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SkinsegError(f"{url}: unexpected reply, not a Dataverse file list ({type(e).__name__}: {e}); check the DOI and the server") from None
     return files
 
 # %% ../nbs/api/08_download.ipynb #bc77d6a0

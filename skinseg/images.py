@@ -19,7 +19,7 @@ __all__ = ['IMAGE_EXTS', 'open_image', 'read_image', 'display_hw', 'as_rgb_array
 
 # %% ../nbs/api/01_images.ipynb #c7127c39
 from .basics import *
-import re, warnings
+import os, re, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -157,24 +157,25 @@ def _wide_levels(img:Image.Image) -> np.ndarray:
 def read_mask(path, # mask file: str or Path
              ) -> np.ndarray:
     "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
-    a, why = _image_levels(_decode(path)[0])
+    a, _, why = _image_levels(_decode(path)[0])
     if why is not None: raise file_error(path, why)
     return a
 
 def _image_levels(img:Image.Image):
-    "`(HxW uint8 levels, None)` of a decoded mask image by the mask rule, or `(None, why it is refused)`."
+    "`(HxW uint8 levels, boolean lesion, None)` of a decoded mask image by the mask rule, or `(None, None, why it is refused)`."
     if img.mode == 'P' and 'transparency' not in img.info: a, why = _palette_levels(img)
     elif img.mode in ('L', '1'): a, why = np.asarray(img.convert('L')), None
     elif img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): a, why = _wide_levels(img), None
     else: a, why = _colour_levels(img)
-    if why is None: why = _grey_lesion(a)[1]
-    return (a, None) if why is None else (None, why)
+    lesion, why = (None, why) if why is not None else _grey_lesion(a)
+    return (a, lesion, None) if why is None else (None, None, why)
 
 def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
                   name:str='mask', # what to call it in an error
                  ) -> np.ndarray:
     "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5."
-    if isinstance(mask, Image.Image): raise SkinsegError(f"{name}: a PIL image; `lesion_mask` reads it by the mask rule (its palette included)")
+    if isinstance(mask, Image.Image): return lesion_mask(mask, name)  # by its mode: a palette's indices are labels
+    if hasattr(mask, 'detach'): mask = mask.detach().cpu().numpy()  # a torch tensor, wherever it lives
     a = np.asarray(mask)
     if a.ndim == 0: raise SkinsegError(f"{name}: expected an HxW mask array, got {type(mask).__name__}")
     if a.ndim != 2 or min(a.shape) < 1:
@@ -192,16 +193,16 @@ def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, n
     return lesion
 
 # %% ../nbs/api/01_images.ipynb #lmask02
-def lesion_mask(mask, # mask file (str or Path), PIL image, or an `HxW` array as `binarize_mask` takes
+def lesion_mask(mask, # mask file (str or path-like), PIL image, or an `HxW` array or tensor as `binarize_mask` takes
                 name:str='mask', # what to call an image or array in an error (a file is named by its path)
                ) -> np.ndarray:
     "Boolean `HxW` lesion mask of a mask file or PIL image (by the mask rule) or of an array; `SkinsegError` if not one."
-    if isinstance(mask, (str, Path)): return _grey_lesion(read_mask(mask))[0]
-    if isinstance(mask, Image.Image):
-        a, why = _image_levels(mask)
-        if why is not None: raise SkinsegError(f"{name}: {why}")
-        return _grey_lesion(a)[0]
-    return binarize_mask(mask, name)
+    if isinstance(mask, (str, os.PathLike)): path, img = mask, _decode(mask)[0]
+    elif isinstance(mask, Image.Image): path, img = name, ImageOps.exif_transpose(mask)  # as a file is read
+    else: return binarize_mask(mask, name)
+    _, lesion, why = _image_levels(img)
+    if why is not None: raise file_error(path, why)
+    return lesion
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')

@@ -73,8 +73,8 @@ def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` g
     return r
 
 # %% ../nbs/api/10_metrics.ipynb #fcda7077
-def per_image_scores(gts:list, # ground-truth masks: paths or arrays
-                     preds:list, # predicted masks: paths, arrays or `LesionMask`s
+def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` arrays
+                     preds:list, # predicted masks: files, PIL images, `HxW` arrays or `LesionMask`s
                      ids:list|None=None, # an id per image for the table (default: 0, 1, ...)
                     ) -> pd.DataFrame:
     "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image."
@@ -84,7 +84,7 @@ def per_image_scores(gts:list, # ground-truth masks: paths or arrays
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         i = ids[k] if ids is not None else k
-        p, g = lesion_mask(getattr(p, 'mask', p), f'prediction {i}'), lesion_mask(g, f'ground truth {i}')
+        p, g = lesion_mask(getattr(p, 'mask', p), f'prediction {i}'), lesion_mask(getattr(g, 'mask', g), f'ground truth {i}')
         if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
         s = mask_scores(p, g)
         rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))

@@ -138,7 +138,7 @@ def is_input_size(size, # any value; a list or tuple `(height, width)` passes
     return (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o >= 32 and o % 32 == 0 for o in size))
 
 def _check_config(cfg:dict, path, net:bool=True) -> dict:
-    "`cfg` if every field skinseg uses has a possible value, else a `SkinsegError` naming `path` and the field."
+    "`cfg` if the fields skinseg uses (only those inference reads unless `net`) have possible values, else a `SkinsegError` naming `path` and the field."
     def bad(field, want): raise file_error(path, f"field {field!r} is {cfg.get(field)!r}; expected {want}")
     if not net:  # a loaded model of the caller's own: only what inference reads
         size = cfg.get('input_size')
@@ -279,7 +279,8 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
     check_device(device)
     if isinstance(model, tuple):
         if len(model) != 2 or not isinstance(model[1], dict): raise SkinsegError("a loaded model is a `(model, config dict)` pair")
-        return model[0], _check_config(default_config() | model[1], 'config of the (model, config) pair', net=False)
+        cfg = {k: v.tolist() if hasattr(v, 'tolist') else v for k, v in model[1].items()}  # numpy values as plain Python
+        return model[0], _check_config(default_config() | cfg, 'config of the (model, config) pair', net=False)
     path = Path(model) if model is not None else default_model_dir()
     stamps = [path/WEIGHTS_NAME, path/CONFIG_NAME] if path.is_dir() else [path]
     key = (str(path.resolve()), device, *(p.stat().st_mtime_ns if p.exists() else 0 for p in stamps))

@@ -50,7 +50,7 @@ def inference_scores(model, # model folder or `(model, config)` pair
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
     images, masks = list(images), list(masks)
     check_same_length(images, masks, 'images and masks')
-    if ids is not None: check_same_length(images, list(ids), 'images and ids')
+    if ids is not None: ids = list(ids); check_same_length(images, ids, 'images and ids')
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
     for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
@@ -109,7 +109,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows = []
     for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):
-        g = torch.from_numpy(lesion_mask(m, _named(m, 'mask', k)))
+        g = torch.from_numpy(np.ascontiguousarray(lesion_mask(m, _named(m, 'mask', k))))  # never the caller's own array
         check_mask_size(_named(m, 'mask', k), g.shape, _named(images[k], 'image', k), lm.mask.shape)
         pred = torch.from_numpy(lm.prob)[None] > thr
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])

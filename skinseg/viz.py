@@ -28,7 +28,7 @@ def _check_same_shape(image, mask):
     if image.shape[:2] != mask.shape[:2]:
         raise SkinsegError(f"mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]}")
 
-def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1 or 0/255
+def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1, 0/255 or anything `lesion_mask` reads
                  width:int=1, # border thickness in pixels
                 ) -> np.ndarray:
     "Boolean inner border of a lesion mask, `width` pixels thick."
@@ -56,7 +56,7 @@ def overlay_mask(image, # path, PIL image or array
 # %% ../nbs/api/14_viz.ipynb #fe1849b3
 ERROR_COLOURS = {'TP': (0, 200, 0), 'FP': (230, 0, 230), 'FN': (255, 176, 0)}
 
-def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1 or 0/255
+def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1, 0/255 or anything `lesion_mask` reads
               pred:np.ndarray, # predicted mask of the same shape
              ) -> np.ndarray:
     "Per-pixel codes: 0 true negative, 1 true positive, 2 false positive, 3 false negative."
@@ -85,15 +85,16 @@ def _legend(ax, fontsize=7):
               loc='lower right', fontsize=fontsize, framealpha=0.7, handlelength=1, borderpad=0.3)
 
 def show_errors(image, # path, PIL image or array
-                gt, # ground-truth mask array, the image's size
-                pred, # predicted mask array of the same shape
+                gt, # ground-truth mask (file, PIL image or array), the image's size
+                pred, # predicted mask of the same shape (file, PIL image, array or `LesionMask`)
                 title:str='', # shown above the Dice and IoU
                 ax=None, # axes to draw on; a new figure when None
                 legend:bool=True, # add the key to the TP/FP/FN colours, lower right
                ):
     "Draw the error overlay of one image with its Dice and IoU; return the figure."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 2.6), dpi=70)
-    s = mask_scores(np.asarray(pred), np.asarray(gt)); d, j = s['dice'].item(), s['iou'].item()
+    gt, pred = lesion_mask(gt, 'ground truth'), lesion_mask(getattr(pred, 'mask', pred), 'prediction')
+    s = mask_scores(pred, gt); d, j = s['dice'].item(), s['iou'].item()
     ax.imshow(error_overlay(image, gt, pred)); ax.axis('off')
     ax.set_title(f"{title}\nDice {d:.3f}  IoU {j:.3f}".strip(), fontsize=8)
     if legend: _legend(ax)
@@ -101,8 +102,8 @@ def show_errors(image, # path, PIL image or array
 
 # %% ../nbs/api/14_viz.ipynb #58c4ef7b
 def show_results(images:list, # images (paths or arrays)
-                 gts:list, # ground-truth masks (paths or arrays)
-                 preds:list, # predicted masks (arrays, or `LesionMask`s)
+                 gts:list, # ground-truth masks (files, PIL images or arrays)
+                 preds:list, # predicted masks (files, PIL images, arrays or `LesionMask`s)
                  titles:list|None=None, # a title per panel
                  ncols:int=4, # panels per row
                  size:float=2.4, # panel width in inches
