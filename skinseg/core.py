@@ -66,6 +66,7 @@ def to_batch(arrays:list, # same-size `HxWx3` uint8 RGB arrays
              std, # 3 per-channel standard deviations on the 0-1 scale (the model config's `std`)
             ) -> torch.Tensor:
     "Stack same-size uint8 RGB arrays into a normalised float batch."
+    if not len(arrays): raise SkinsegError("no images to batch")
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     return x.mul_(1 / (255 * std)).sub_(mean / std)  # (x/255 - mean)/std in two in-place passes

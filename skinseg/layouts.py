@@ -170,6 +170,7 @@ def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan
 def find_pairs_of(folders:list, # dataset folders, each in any layout `find_pairs` reads
                  ) -> pd.DataFrame:
     "`find_pairs` of several folders in one table, with a `source` column (the folder); an id in two folders is an error."
+    if not len(folders): raise SkinsegError("no dataset folders given")
     df = pd.concat([find_pairs(f).assign(source=str(f)) for f in folders], ignore_index=True)
     twice = df[df.image_id.duplicated(keep=False)]
     if len(twice): raise file_error(twice.source.iloc[1], f"image id {twice.image_id.iloc[0]} is also in {twice.source.iloc[0]}: "

@@ -18,15 +18,18 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
 from .basics import *
 from .images import *
 from .metrics import mask_scores
+import os
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
 # %% ../nbs/api/14_viz.ipynb #74b087a1
-def _check_same_shape(image, mask):
+def _check_same_shape(image, mask, source=None):
+    "A `SkinsegError` (naming `source` when it is a file) unless `image` and `mask` have the same height and width."
     if image.shape[:2] != mask.shape[:2]:
-        raise SkinsegError(f"mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]}")
+        where = f"{source}: " if isinstance(source, (str, os.PathLike)) else ''
+        raise SkinsegError(f"{where}mask shape {mask.shape[:2]} differs from image shape {image.shape[:2]}")
 
 def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1, 0/255 or anything `lesion_mask` reads
                  width:int=1, # border thickness in pixels
@@ -47,7 +50,7 @@ def overlay_mask(image, # path, PIL image or array
     "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array."
     img = as_rgb_array(image)
     m = lesion_mask(mask)
-    _check_same_shape(img, m)
+    _check_same_shape(img, m, image)
     out = img.copy()
     out[m] = ((1 - alpha) * img[m] + alpha * np.array(colour)).round().astype(np.uint8)
     if outline: out[mask_outline(m, _width(m.shape))] = colour
@@ -71,7 +74,7 @@ def error_overlay(image, # path, PIL image or array
                  ) -> np.ndarray:
     "The image with TP green, FP magenta and FN amber, and the predicted border outlined, as RGB uint8."
     img = as_rgb_array(image); codes = error_map(gt, pred)
-    _check_same_shape(img, codes)
+    _check_same_shape(img, codes, image)
     out = img.astype(np.float32)
     for code, colour in enumerate(ERROR_COLOURS.values(), start=1):
         sel = codes == code
@@ -127,6 +130,7 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
                 by:str='dice', # the score column to rank by, lowest first
                ) -> pd.DataFrame:
     "The `n` rows with the lowest `by` score, worst first."
+    if by not in scores.columns: raise SkinsegError(f"no column {by!r} in the scores: choose one of {', '.join(map(str, scores.columns))}")
     return scores.sort_values(by, kind='stable').head(n)
 
 # %% ../nbs/api/14_viz.ipynb #716050c8
