@@ -157,18 +157,17 @@ def _wide_levels(img:Image.Image) -> np.ndarray:
 def read_mask(path, # mask file: str or Path
              ) -> np.ndarray:
     "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
-    a, _, why = _image_levels(_decode(path)[0])
-    if why is not None: raise file_error(path, why)
-    return a
+    return _image_levels(_decode(path)[0], path)[0]
 
-def _image_levels(img:Image.Image):
-    "`(HxW uint8 levels, boolean lesion, None)` of a decoded mask image by the mask rule, or `(None, None, why it is refused)`."
+def _image_levels(img:Image.Image, source):
+    "`(HxW uint8 levels, boolean lesion)` of a decoded mask image by the mask rule; a `SkinsegError` naming `source` if refused."
     if img.mode == 'P' and 'transparency' not in img.info: a, why = _palette_levels(img)
     elif img.mode in ('L', '1'): a, why = np.asarray(img.convert('L')), None
     elif img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): a, why = _wide_levels(img), None
     else: a, why = _colour_levels(img)
-    lesion, why = (None, why) if why is not None else _grey_lesion(a)
-    return (a, lesion, None) if why is None else (None, None, why)
+    if why is None: lesion, why = _grey_lesion(a)
+    if why is not None: raise file_error(source, why)
+    return a, lesion
 
 def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
                   name:str='mask', # what to call it in an error
@@ -197,12 +196,9 @@ def lesion_mask(mask, # mask file (str or path-like), PIL image, or an `HxW` arr
                 name:str='mask', # what to call an image or array in an error (a file is named by its path)
                ) -> np.ndarray:
     "Boolean `HxW` lesion mask of a mask file or PIL image (by the mask rule) or of an array; `SkinsegError` if not one."
-    if isinstance(mask, (str, os.PathLike)): path, img = mask, _decode(mask)[0]
-    elif isinstance(mask, Image.Image): path, img = name, ImageOps.exif_transpose(mask)  # as a file is read
-    else: return binarize_mask(mask, name)
-    _, lesion, why = _image_levels(img)
-    if why is not None: raise file_error(path, why)
-    return lesion
+    if isinstance(mask, (str, os.PathLike)): return _image_levels(_decode(mask)[0], mask)[1]
+    if isinstance(mask, Image.Image): return _image_levels(ImageOps.exif_transpose(mask), name)[1]  # as a file is read
+    return binarize_mask(mask, name)
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
