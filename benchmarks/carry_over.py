@@ -234,6 +234,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic', 'isic'], help='train on HAM10000 train, also on isic_train, or on isic_train alone')
     ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic, isic)')
+    ap.add_argument('--train-on-calib', action='store_true',
+                    help='also train on isic_calib (1,000 ISIC images to train; isic_test stays unseen); no threshold is chosen then: 0.5 stays')
     ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips', 'flips+fov', 'flips+blur'],
                     help="skinseg's standard augmentation; it with zoom-out; flips only; flips with a round black field of view or a Gaussian blur on half the images")
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
@@ -262,7 +264,7 @@ def main():
         for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
             if k not in RESCORE_OWN: setattr(a, k, v)
     torch.set_num_threads(a.threads)
-    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '')
+    variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '') + ('_calibtrained' if a.train_on_calib else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else '')
                          + ('_bf16' if bf16_supported('cpu') else ''))  # bfloat16 training is not compared as if float32
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
@@ -276,6 +278,7 @@ def main():
     isic_te, isic_ca, isic_tr = (isic[isic.part == p] for p in ('test', 'calib', 'train'))
     if a.ham_train: ham_tr = ham_subset(ham_tr, a.ham_train)
     if a.limit: ham_tr, ham_va, isic_te, isic_ca, isic_tr = (d.iloc[:a.limit] for d in (ham_tr, ham_va, isic_te, isic_ca, isic_tr))
+    if getattr(a, 'train_on_calib', False): isic_tr = pd.concat([isic_tr, isic_ca])
     train_df = ham_tr.assign(source='ham') if 'ham' in a.data else ham_tr.iloc[:0].assign(source='ham')
     if 'isic' in a.data: train_df = pd.concat([train_df] + [isic_tr.assign(source='isic')] * a.isic_repeat)
     monitor = ham_va.iloc[:400]  # per-epoch log only; the model kept is the last epoch's, chosen on nothing
@@ -322,7 +325,9 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham
     eval_s = time.time() - t1
     calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
     jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
-    if a.rescore is None:  # store the chosen threshold in the model's config
+    calib_seen = getattr(a, 'train_on_calib', False)
+    if calib_seen: jbest, thr = j05, 0.5  # a threshold chosen on images trained on would be chosen on nothing fair
+    if a.rescore is None and not calib_seen:  # store the chosen threshold in the model's config
         config['threshold'] = thr
         config['training']['threshold_chosen_on'] = f'isic_calib ({len(isic_ca)} ISIC 2017 images not trained on): max mean per-image Dice over {THRESHOLDS.tolist()}'
         (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
@@ -334,10 +339,10 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham
                split=cli_split(model_dir, config) if by_cli else dict(ham='split_pairs(find_pairs(ham10000), valid_pct=0.2, seed=42): lesion-grouped',
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
-                          n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0),
+                          n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0, isic_calib_trained_on=calib_seen),
                train_s=train_s and round(train_s, 1), tta=a.tta, postprocess=a.postprocess, eval_s=round(eval_s, 1),
                epoch_log=pd.read_csv(next(f for f in (out/'log.csv', model_dir/'log.csv') if f.is_file())).to_dict('records'),
-               chosen_threshold=thr, threshold_chosen_on='isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
+               chosen_threshold=thr, threshold_chosen_on='none: isic_calib was trained on; 0.5 kept' if calib_seen else 'isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
                calib_dice_by_threshold=dict(zip(THRESHOLDS.tolist(), calib_dice)),
                at_05={k: summarize(v, j05) for k, v in res.items()},
                at_chosen={k: summarize(v, jbest) for k, v in res.items()},

@@ -169,6 +169,7 @@ def field_of_view(image:np.ndarray, # HxWx3 (or HxW) uint8 image
     "Boolean HxW map, True inside the field of view: the near-black region holding an image corner is outside."
     from scipy import ndimage
     a = np.asarray(image)
+    if a.ndim not in (2, 3) or 0 in a.shape: raise SkinsegError(f"field_of_view needs an HxW or HxWxC image, got shape {a.shape}")
     black = (a.max(-1) if a.ndim == 3 else a) <= dark
     labels, _ = ndimage.label(black, np.ones((3, 3), bool))
     corners = {labels[0, 0], labels[0, -1], labels[-1, 0], labels[-1, -1]} - {0}

@@ -72,8 +72,10 @@ def compare_exported(model_dir, # skinseg model folder
                      images:list, # images to compare on (paths or arrays)
                     ) -> dict:
     "Largest probability difference and differing mask pixels between PyTorch and an exported model."
-    ref = predict(list(images), model_dir, return_prob=True, tta=False, postprocess=False, bf16=False)  # exports run in float32
-    exp = predict(list(images), load_exported(exported), return_prob=True, tta=False, postprocess=False, bf16=False)
+    images = list(images)
+    if not images: raise SkinsegError("compare_exported needs at least one image to compare on")
+    ref = predict(images, model_dir, return_prob=True, tta=False, postprocess=False, bf16=False)  # exports run in float32
+    exp = predict(images, load_exported(exported), return_prob=True, tta=False, postprocess=False, bf16=False)
     return dict(max_prob_diff=max(float(np.abs(a.prob - b.prob).max()) for a, b in zip(ref, exp)),
                 mask_pixels_differing=int(sum(np.count_nonzero(a.mask != b.mask) for a, b in zip(ref, exp))),
                 pixels=int(sum(a.mask.size for a in ref)))

@@ -63,6 +63,8 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
 def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` gives: 'dice', 'iou', 'isic', 'inter', 'union' (and 'area_ratio')
                     ) -> dict:
     "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite)."
+    missing = [k for k in ('dice', 'iou', 'isic', 'inter', 'union') if k not in scores]
+    if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives")
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())

@@ -63,7 +63,7 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                 seed:int=42, # random seed
                ) -> pd.DataFrame:
     "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced."
-    if k < 2: raise SkinsegError(f"k must be at least 2, got {k}")
+    if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
     _warn_if_no_lesions(df)
     les, rng = _lesion_table(df), np.random.default_rng(seed)
     total, fold = np.zeros(k), {}

@@ -66,6 +66,9 @@ def inference_scores(model, # model folder or `(model, config)` pair
 def summarize_options(scores:pd.DataFrame, # per-image table of `inference_scores`: tta, postprocess, dice, iou
                      ) -> pd.DataFrame:
     "Mean Dice and IoU per (tta, postprocess) combination, with the number of images."
+    missing = sorted({'tta', 'postprocess', 'dice', 'iou'} - set(scores.columns))
+    if missing: raise SkinsegError(f"per-image scores lack columns {missing}: pass `inference_scores`'s table")
+    if scores.empty: raise SkinsegError("no per-image scores to summarize: the table is empty")
     g = scores.groupby(['tta', 'postprocess'])
     return pd.DataFrame({'dice': g.dice.mean(), 'iou': g.iou.mean(), 'n': g.size()}).reset_index()
 

@@ -167,11 +167,9 @@ def test_tutorial(mode, nb, runners, request):
     _times(request.config).append(f"{nb.name} [{mode}]: {secs:.1f} s")
 
 def test_nbdev_test_skips_tutorials():
-    "`nbdev-test` (make nbtest) leaves the tutorials to this module: nbs/tutorials/.notest, its `ignore_fname`."
-    from nbdev.doclinks import nbglob
-    from nbdev.test import _keep_file
+    "`nbdev-test` (make nbtest) leaves the tutorials to this module: it skips a notebook with a sibling named its `ignore_fname`."
     import inspect, nbdev.test
     ignore = inspect.signature(nbdev.test.nbdev_test).parameters['ignore_fname'].default
     assert (TUTORIALS/ignore).exists(), f"nbs/tutorials/{ignore} is missing: nbdev-test would run the tutorials too"
-    kept = [f for f in nbglob(ROOT/'nbs', as_path=True) if _keep_file(f, ignore)]
-    assert kept and not [f for f in kept if TUTORIALS in f.parents]
+    others = [f for f in (ROOT/'nbs').rglob('*.ipynb') if TUTORIALS not in f.parents and '.ipynb_checkpoints' not in f.parts]
+    assert others and not [f for f in others if (f.parent/ignore).exists()], f"a {ignore} outside nbs/tutorials: nbdev-test would skip those notebooks"
