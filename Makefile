@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/skinseg demo
+	$(BIN)/skinseg demo --overwrite
 
 # Every step writes its temporary files into one scratch TMPDIR that must hold no files at the end (empty
 # cache folders such as PyTorch's torchinductor_<user> may stay): leftovers once filled CI's disk ("No space

@@ -35,6 +35,9 @@ class LesionMask:
     mask: np.ndarray # HxW uint8, 255 = lesion, 0 = background
     prob: np.ndarray|None = None # HxW float32 lesion probability, when asked for
     source: str = '' # file name or description of the input
+    def __post_init__(self):
+        if np.ndim(self.mask) != 2 or 0 in np.shape(self.mask):
+            raise file_error(self.source or 'LesionMask', f"a mask must be a non-empty HxW array, got shape {np.shape(self.mask)}")
     @property
     def area(self) -> int: return int(np.count_nonzero(self.mask))
     @property
@@ -150,9 +153,13 @@ def prob_to_mask(p, # small probability map `(h, w)`: array or CPU tensor
                  with_prob:bool=False, # also return the full-size probability map
                 ) -> tuple:
     "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`."
+    p = np.asarray(p, np.float32)
+    if p.ndim != 2 or 0 in p.shape: raise SkinsegError(f"prob_to_mask: the probability map must be a non-empty (h, w) array, got shape {p.shape}")
+    if len(hw) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in hw):
+        raise SkinsegError(f"prob_to_mask: the size must be a (height, width) of whole numbers of at least 1, got {tuple(hw)}")
     mask = np.empty(hw, np.uint8)
     prob = np.empty(hw, np.float32) if with_prob else None
-    for y0, y1, rows in _upsample_rows(np.asarray(p, np.float32), hw):
+    for y0, y1, rows in _upsample_rows(p, hw):
         block = mask[y0:y1]
         np.greater(rows, threshold, out=block.view(np.bool_))
         block *= 255
@@ -190,6 +197,7 @@ def fov_on(cfg:dict, # model config (`config.json`)
            fov:bool|None=None, # the caller's choice; None: the config's
           ) -> bool:
     "Whether `in_view` applies: the caller's choice, else the model config's `fov` (on when the config predates it)."
+    check_flag(fov, 'fov')
     return bool(cfg.get('fov', True) if fov is None else fov)
 
 # %% ../nbs/api/03_core.ipynb #3408dd4d
@@ -224,6 +232,8 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                 ):
     "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores."
     check_count(bs, 'batch size (bs)'); check_count(streams, 'streams'); check_count(workers, 'workers')
+    for v, what in ((return_prob, 'return_prob'), (tta, 'tta'), (postprocess, 'postprocess'), (skip_errors, 'skip_errors'), (bf16, 'bf16'), (fov, 'fov')):
+        check_flag(v, what)
     items = list(images)
     net, cfg, bf16 = inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
@@ -302,6 +312,23 @@ def _check_unique_ids(files):
         raise SkinsegError(f"{len(clash)} image ids occur more than once and would overwrite each other's masks, "
                            f"e.g. {k!r}: {', '.join(v[:3])}; predict them into separate --out folders")
 
+def _no_images(images:list, recursive:bool, out) -> SkinsegError:
+    "The error for finding no images, saying so when the images there were left out because they lie in `--out`."
+    where = ', '.join(map(str, images))
+    if n := len(find_images(images, recursive)):
+        return SkinsegError(f"no images to predict in {where}: {n} image{'s' if n > 1 else ''} found there {'are' if n > 1 else 'is'} "
+                            f"inside the --out folder {out}, whose files are never inputs; choose another --out")
+    return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
+                        f"{'' if recursive else '; add --recursive for sub-folders'})")
+
+def _check_replaceable(out:Path, targets:list):
+    "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced."
+    kept = [p for p in targets if p.is_symlink() or (p.exists() and not p.is_dir() and not written_by_skinseg(p))]
+    if kept:
+        names = ', '.join(p.name for p in kept[:5]) + (', ...' if len(kept) > 5 else '')
+        raise SkinsegError(f"{len(kept)} file{'s' if len(kept) > 1 else ''} in {out} {'were' if len(kept) > 1 else 'was'} not written "
+                           f"by skinseg and {'are' if len(kept) > 1 else 'is'} kept: {names}; nothing was written, choose another --out")
+
 # %% ../nbs/api/03_core.ipynb #e430c73c
 @call_parse
 def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`) or an exported .onnx/.pt file
@@ -323,11 +350,11 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out exists and is a file, not a folder")
     get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     files = find_images(images, recursive, exclude=out)
-    if not files:
-        raise SkinsegError(f"no images found in {', '.join(map(str, images))} (looked for {' '.join(IMAGE_EXTS)} files"
-                           f"{'' if recursive else '; add --recursive for sub-folders'})")
+    if not files: raise _no_images(images, recursive, out)
     _check_unique_ids(files)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/f'{Path(f).stem}_prob.png' for f in files] if probs else []))
+    out.mkdir(parents=True, exist_ok=True)
     failed = []
     results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it
     for f, r in zip(files, tqdm(results, total=len(files), unit='img', desc='predict', disable=quiet)):

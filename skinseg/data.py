@@ -54,6 +54,12 @@ def _cache_key(df, size) -> str:
         st = os.stat(p); h.update(f'{p}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:16]
 
+def _save_npy(path, a:np.ndarray):
+    "Save `a` as a `.npy` file at `path` with `atomic_write`, closing the file it writes."
+    def write(tmp):
+        with open(tmp, 'wb') as f: np.save(f, a)
+    atomic_write(path, write)
+
 # %% ../nbs/api/07_data.ipynb #d29b3aeb
 _PRESIZED = {}
 
@@ -73,7 +79,7 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
         arrays = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
         if files:
             files[0].parent.mkdir(parents=True, exist_ok=True)
-            for f, a in zip(files, arrays): atomic_write(f, lambda t: np.save(open(t, 'wb'), a))
+            for f, a in zip(files, arrays): _save_npy(f, a)
     _PRESIZED.clear()  # keep one dataset in memory, not one per size tried
     _PRESIZED[key] = arrays
     return arrays

@@ -19,7 +19,9 @@ import json
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
-from .basics import save_png, check_count, find_data_dir
+from .basics import SkinsegError, save_png, check_count, find_data_dir
+from .model import WEIGHTS_NAME
+from .checkpoint import CHECKPOINT_NAME
 from .images import lesion_mask
 from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
@@ -46,13 +48,18 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
              size:tuple=(96, 128), # training size (height, width)
              pretrained:bool=True, # ImageNet encoder when downloadable (falls back to scratch offline)
              quiet:bool=False, # print nothing but warnings and errors
+             overwrite:bool=False, # replace an earlier demo's model and results in `out` (else refused)
             ) -> dict:
     "Train briefly, predict the validation images at full size, score and draw them; return the summary."
     check_count(n_images, '--n-images'); size = check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if n_images < 20: raise SkinsegError(f"--n-images {n_images} is too few: the demo trains on batches of 16 and holds a fifth out for validation, so it needs at least 20")
+    out = Path(out)
+    if not overwrite and ((out/'summary.json').exists() or any((out/'model'/f).exists() for f in (WEIGHTS_NAME, CHECKPOINT_NAME))):
+        raise SkinsegError(f"{out} already holds a demo's trained model and results: pass --overwrite to replace them, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
     data_dir, what = demo_data(data, out)
     if not quiet: print(f"skinseg demo: data = {what}")
-    train(data_dir, out/'model', epochs=epochs, size=size, limit=n_images, pretrained=pretrained, quiet=quiet)
+    train(data_dir, out/'model', epochs=epochs, size=size, limit=n_images, pretrained=pretrained, quiet=quiet, overwrite=overwrite)
     split = read_split(out/'model'/'split.csv')
     valid = find_pairs(data_dir).set_index('image_id').loc[split.image_id[split.is_valid]]
     (out/'masks').mkdir(exist_ok=True)
@@ -77,7 +84,8 @@ def skinseg_demo(out:str='demo_out', # folder for the model, masks, scores and p
                  size:Annotated[int, dict(nargs='+')]=(96, 128), # training size: HEIGHT WIDTH
                  pretrained:Annotated[bool, dict(help='train the encoder from scratch, not from ImageNet weights (downloaded when online, by default)')]=True, # ImageNet encoder when downloadable
                  quiet:bool=False, # print only the summary (no per-epoch lines)
+                 overwrite:bool=False, # replace an earlier demo's model and results in --out (without it, the demo refuses to)
                 ):
     "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors."
-    summary = run_demo(out, data, n_images, epochs, tuple(size), pretrained, quiet)
+    summary = run_demo(out, data, n_images, epochs, tuple(size), pretrained, quiet, overwrite)
     print(json.dumps(summary, indent=2))

@@ -17,39 +17,75 @@ from .basics import *
 from .images import find_images
 from .model import *
 from .core import predict
-import json, io, contextlib, warnings
+import json, io, contextlib, warnings, logging, zipfile
 from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
 
 # %% ../nbs/api/16_export.ipynb #044fe616
 FORMATS = {'onnx': 'model.onnx', 'torchscript': 'model.pt'}
+_OPSET_MIN = 17  # the oldest opset tested; torch's exporter writes 18 and converts, and fails on the U-Net well below it
 
 def _example_input(cfg, n:int=2) -> torch.Tensor:
     return torch.randn(n, 3, *cfg['input_size'])
+
+def _is_export(path, fmt) -> bool:
+    "Whether `path` is a file that skinseg's `fmt` export wrote (it carries the model's config), so a new export may replace it."
+    try:
+        if fmt == 'torchscript':
+            with zipfile.ZipFile(path) as z: return any(n.endswith(f'/extra/{CONFIG_NAME}') for n in z.namelist())
+        import onnx
+        return any(p.key == 'skinseg_config' for p in onnx.load(str(path), load_external_data=False).metadata_props)
+    except Exception: return False  # unreadable, missing, or another kind of file
 
 def _out_path(model_dir, fmt, out):
     if fmt not in FORMATS: raise SkinsegError(f"unknown export format {fmt!r}: choose one of {tuple(FORMATS)}")
     out = Path(out) if out is not None else Path(model_dir)/FORMATS[fmt]
     if out.is_dir() or not out.suffix: out = out/FORMATS[fmt]  # a folder, existing or to be made
+    if out.exists() and not _is_export(out, fmt):
+        own = Path(model_dir).resolve() in (out.resolve().parent, out.resolve())
+        raise file_error(out, f"already exists and is not a skinseg {fmt} export{' (it is a file of the model folder)' if own else ''}: "
+                              f"refusing to write over it; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
 # %% ../nbs/api/16_export.ipynb #03a7b8f3
+def _check_opset(opset) -> int:
+    "`opset` if the exporter can write it: 17 up to the newest the installed `onnx` package knows, else a `SkinsegError`."
+    import onnx
+    newest = onnx.defs.onnx_opset_version()
+    if not is_whole(opset) or not _OPSET_MIN <= opset <= newest:
+        raise SkinsegError(f"ONNX opset {opset!r} is not supported: use {_OPSET_MIN} to {newest} (default 18)")
+    return opset
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    "Silence the ONNX exporter's progress messages and its version converter's warnings (a failed conversion is checked after)."
+    loggers = [logging.getLogger(n) for n in ('torch.onnx', 'onnxscript')]
+    levels = [l.level for l in loggers]
+    for l in loggers: l.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter('ignore'); yield
+    finally:
+        for l, v in zip(loggers, levels): l.setLevel(v)
+
 def export_onnx(model_dir, # skinseg model folder
                 out=None, # file or folder to write; default `model_dir/model.onnx`
-                opset:int=18, # ONNX opset (17 or later)
+                opset:int=18, # ONNX opset: 17 up to the newest the installed `onnx` knows
                ) -> Path:
     "Export a skinseg model to ONNX with a dynamic batch axis and its config as metadata."
     import onnx
+    _check_opset(opset)
     net, cfg = load_model(model_dir)
     out = _out_path(model_dir, 'onnx', out)
     def write(tmp):
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter('ignore')
+        with _quiet_exporter():
             torch.onnx.export(net, (_example_input(cfg),), str(tmp), input_names=['image'], output_names=['logits'],
                               opset_version=opset, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}, dynamo=True)
         m = onnx.load(str(tmp))
+        got = max(o.version for o in m.opset_import if o.domain in ('', 'ai.onnx'))
+        if got != opset: raise file_error(out, f"the exporter could not convert the model to opset {opset} (it wrote {got}); nothing was written")
         m.metadata_props.add(key='skinseg_config', value=json.dumps(cfg, default=str))
         onnx.save(m, str(tmp))
     return atomic_write(out, write)
@@ -85,7 +121,7 @@ def compare_exported(model_dir, # skinseg model folder
 def skinseg_export(model_dir:str, # skinseg model folder
                    format:str='onnx', # 'onnx' or 'torchscript'
                    out:str=None, # file or folder to write; default: beside the weights
-                   opset:int=18, # ONNX opset (17 or later)
+                   opset:int=18, # ONNX opset: 17 up to the newest the installed onnx knows
                    check_images:str=None, # folder of images to compare PyTorch and the export on
                    quiet:bool=False, # print nothing unless the export is not faithful
                   ) -> int:

@@ -46,13 +46,12 @@ def _image_file(path:Path):
 def _decode(path, draft:tuple|None=None):
     "Decode `path` (a JPEG at a reduced scale no smaller than `draft` (long side, short side) if given): `(image, full (w, h))`."
     path = Path(path)
-    with _image_file(path):
-        img = Image.open(path)
+    with _image_file(path), Image.open(path) as img:  # the file is closed even when decoding fails
         full = img.size
         if draft is not None and img.format == 'JPEG': img.draft(None, draft if full[0] >= full[1] else draft[::-1])
         img.load()
-    if img.getexif().get(0x0112, 1) in _SWAPS_AXES: full = full[::-1]
-    return ImageOps.exif_transpose(img), full
+        if img.getexif().get(0x0112, 1) in _SWAPS_AXES: full = full[::-1]
+        return ImageOps.exif_transpose(img), full
 
 # %% ../nbs/api/01_images.ipynb #5593058b
 def _high_byte(a:np.ndarray) -> np.ndarray:

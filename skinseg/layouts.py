@@ -98,13 +98,19 @@ def _close_folders(subdirs) -> list:
     "Names of the folders among `subdirs` that look like mask folders (`gt/`, `annotations/`, `Segmentations/`, ...)."
     return [f'{p.name}/' for p in subdirs if any(w.startswith(_MASKY[:7]) or w in _MASKY[7:] for w in re.split(r'[^a-z]+', p.name.lower()))]
 
+def _masks_alone(close:list) -> str:
+    "What to do with mask-like folders found with no images/ folder beside them."
+    rename = [c for c in close if c.lower() not in ('masks/', 'labels/', 'labelstr/', 'labelsts/')]
+    return (f"found {', '.join(close)} but no images/ folder beside {'it' if len(close) == 1 else 'them'}: put the images in images/"
+            + (f" and rename {', '.join(rename)} to masks/" if rename else ''))
+
 def _layout_error(data_dir:Path, layout, mask_dirs):
     "An error for a folder whose layout is unknown, or that has `images/` and, beside it, a mask folder named otherwise."
     if layout is not None and (mask_dirs or layout not in ('generic', 'nnU-Net')): return None
     if layout is None and not any(data_dir.iterdir()): return file_error(data_dir, f"empty folder: {_EXPECTED}")
     close = _close_folders(_subdirs(data_dir))
     if layout is None:
-        return file_error(data_dir, f"unknown dataset layout: {_EXPECTED}" + (f"; found {', '.join(close)}: rename it masks/ beside an images/ folder" if close else ''))
+        return file_error(data_dir, f"unknown dataset layout: {_EXPECTED}" + (f"; {_masks_alone(close)}" if close else ''))
     if layout in ('generic', 'nnU-Net') and not mask_dirs and close:
         return file_error(data_dir, f"no masks/ or labels/ folder beside the images (found {', '.join(close)}: rename it to masks/)")
 
@@ -133,6 +139,7 @@ def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned
     "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged."
     if isinstance(data_dir, DatasetFiles): return data_dir
     data_dir = Path(data_dir)
+    if data_dir.is_file(): raise file_error(data_dir, "is a file, not a folder: give the dataset folder that holds the images")
     if not data_dir.is_dir(): raise file_error(data_dir, "no such folder")
     start, (layout, img_dirs, mask_dirs, meta) = time.time_ns(), _layout(data_dir)
     if (e := _layout_error(data_dir, layout, mask_dirs)) is not None: raise e

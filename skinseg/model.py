@@ -39,7 +39,8 @@ def _read_state_dict(path):
             from safetensors.torch import load_file
             return load_file(path)
         sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise file_error(path, f"not a readable weights file ({type(e).__name__}: {e})") from None
+    except Exception: raise file_error(path, "not a weights file (a .safetensors file or a PyTorch state dict such as torchvision's "
+                                             "resnet34-b627a593.pth), or a damaged one") from None
     sd = sd.get('state_dict', sd.get('model', sd)) if isinstance(sd, dict) else sd
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise file_error(path, "does not hold a state dict of tensors")
@@ -159,9 +160,10 @@ def _check_config(cfg:dict, path, net:bool=True) -> dict:
 def _check_inference_fields(cfg:dict, bad) -> dict:
     "`cfg` if its threshold, normalisation and inference switches are possible, else `bad(field, what is expected)`."
     if not _is_num(cfg.get('threshold')) or not 0 < cfg['threshold'] < 1: bad('threshold', 'a number between 0 and 1')
-    for k in ('mean', 'std'):
-        if not (isinstance(cfg.get(k), (list, tuple)) and len(cfg[k]) == 3 and all(map(_is_num, cfg[k]))): bad(k, 'three numbers (R, G, B)')
-    if not all(o > 0 for o in cfg['std']): bad('std', 'three positive numbers')
+    for k, imagenet in (('mean', IMAGENET_MEAN), ('std', IMAGENET_STD)):  # 0-255 values would pass every later step, scoring wrong
+        v = cfg.get(k)
+        if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_num(o) and 0 <= o <= 1 for o in v)) or (k == 'std' and min(v) <= 0):
+            bad(k, f"three {'positive ' if k == 'std' else ''}numbers (R, G, B) on the 0-1 scale (ImageNet's are {list(imagenet)})")
     for k in ('tta', 'postprocess', 'fov'):
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
     return cfg
@@ -175,6 +177,8 @@ def parse_model_config(text:str|bytes, # the JSON text of a model config
     except (ValueError, UnicodeDecodeError, RecursionError) as e: raise file_error(source, f"not valid JSON ({str(e)[:100]})") from None
     if not isinstance(cfg, dict) or cfg.get('format') != MODEL_FORMAT:
         raise file_error(source, f"not a skinseg model config (no \"format\": \"{MODEL_FORMAT}\")")
+    if 'input_size' not in cfg:  # the default would run the network at a size it was not trained at
+        raise file_error(source, "field 'input_size' is missing; expected the [height, width] the model was trained at")
     return _check_config(default_config() | cfg, source)
 
 def read_model_config(model_dir, # skinseg model folder (or its `model.safetensors` or `config.json` file): str or Path

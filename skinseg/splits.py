@@ -64,8 +64,9 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                ) -> pd.DataFrame:
     "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced."
     if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
-    _warn_if_no_lesions(df)
     les, rng = _lesion_table(df), np.random.default_rng(seed)
+    if k > len(les): raise SkinsegError(f"{k} folds but only {len(les)} lesions: every fold needs at least one; choose at most {len(les)} folds")
+    _warn_if_no_lesions(df)
     total, fold = np.zeros(k), {}
     for stratum in sorted(les.stratum.unique()):
         group = les[les.stratum == stratum]
@@ -97,6 +98,8 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
     _check_split_options(valid_pct, folds, out)
     df = find_pairs(data_dir)
     by_image = _no_lesion_ids(df)
+    if folds > (n := df.lesion_id.nunique()):
+        raise file_error(data_dir, f"--folds {folds} is more than its {n} {'images (no lesion ids)' if by_image else 'lesions'}: every fold needs at least one; choose at most {n}")
     if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # said once, above
@@ -139,11 +142,20 @@ def read_split(path, # split CSV: image_id and is_valid, or image_id and fold (`
 def apply_split(df:pd.DataFrame, # pairs from `find_pairs`
                 split_csv, # a split CSV (image_id, is_valid), or a K-fold CSV (image_id, fold)
                 fold:int|None=None, # of a K-fold CSV, the fold to validate on
+                ids=None, # image ids of the whole dataset when `df` is a sample of it; None: `df`'s
                ) -> pd.DataFrame:
-    "The rows of `df` named in `split_csv`, with its `is_valid` column."
-    df = df.merge(read_split(split_csv, fold), on='image_id', how='inner')
-    if df.empty: raise file_error(split_csv, "none of its image_ids are in the dataset")
-    return df
+    "The rows of `df` named in `split_csv`, with its `is_valid`; `attrs`: `left_out` of `df`, split ids with `no_image` in `ids`."
+    split = read_split(split_csv, fold)
+    res = df.merge(split, on='image_id', how='inner')
+    if res.empty: raise file_error(split_csv, "none of its image_ids are in the dataset")
+    res.attrs.update(left_out=len(df) - len(res), no_image=int((~split.image_id.isin(df.image_id if ids is None else ids)).sum()))
+    return res
+
+def _say_coverage(split_csv, df, n:int, data_dir):
+    "Warn in one line when `split_csv` left some of the `n` images out, or named ids without an image."
+    out, none = df.attrs['left_out'], df.attrs['no_image']
+    if out or none: warnings.warn(f"{split_csv}: this split leaves out {out} of the {n} images of {data_dir}, and {none} of its image ids "
+                                  f"have no image there; training on the {len(df)} it lists", stacklevel=3)
 
 def _masked(data_dir, df, masked_only:bool) -> pd.DataFrame:
     "The rows of `df` with a mask, saying on stderr how many were left out; without `masked_only`, all or an error."
@@ -168,10 +180,12 @@ def training_split(data_dir, # dataset folder, its `scan_dataset`, or a list of 
     several = isinstance(data_dir, (list, tuple))
     df = find_pairs_of(data_dir) if several else find_pairs(data_dir)
     if several: data_dir = ' + '.join(map(str, data_dir))  # how messages name them
+    ids = df.image_id  # before `limit` and `masked_only`: a split id left out by them has an image, one not in the folder has none
     unmasked = int(df['mask'].isna().sum()) if masked_only else 0
     if masked_only: df = _masked(data_dir, df, True)
     if limit: df = df.sample(n=min(limit, len(df)), random_state=seed).reset_index(drop=True)
-    df = apply_split(df, split_csv, fold) if split_csv else split_pairs(df, valid_pct=valid_pct, seed=seed)
+    if split_csv: n, df = len(df), apply_split(df, split_csv, fold, ids); _say_coverage(split_csv, df, n, data_dir)
+    else: df = split_pairs(df, valid_pct=valid_pct, seed=seed)
     df = _masked(data_dir, df, False)
     if not df.is_valid.any() or df.is_valid.all(): raise file_error(data_dir, "the split needs both training and validation images")
     df.attrs['unmasked'] = unmasked

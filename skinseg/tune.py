@@ -22,7 +22,8 @@ from .model import *
 from .core import load_resized, to_batch, flip_probs, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
 from .layouts import find_pairs
 from .data import check_mask_size
-from .metrics import mask_scores
+from .metrics import mask_scores, check_list
+from .splits import read_split
 import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -41,6 +42,16 @@ def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
 
 def _named(o, what:str, k:int): return o if isinstance(o, (str, Path)) else f'{what} {k}'  # the file, or which array
 
+def _check_not_trained_on(model, images:list):
+    "Raise a `SkinsegError` if the model folder's `split.csv` lists any of `images` (by file name) as a training image."
+    split = Path(model)/'split.csv' if isinstance(model, (str, Path)) else None
+    if split is None or not split.is_file(): return  # a pair, an exported file, or a model without its split: nothing to check
+    df = read_split(split)
+    trained = set(df.image_id[~df.is_valid])
+    seen = [o for o in images if isinstance(o, (str, Path)) and Path(o).stem in trained]
+    if seen: raise file_error(split, f"the model trained on {len(seen)} of the {len(images)} images given (e.g. {Path(seen[0]).name}): "
+                                     f"scores on them flatter it; choose its threshold and options on images it did not train on")
+
 def inference_scores(model, # model folder or `(model, config)` pair
                      images:list, # validation images (paths or arrays)
                      masks:list, # their ground-truth masks (paths or arrays)
@@ -48,9 +59,10 @@ def inference_scores(model, # model folder or `(model, config)` pair
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
-    images, masks = list(images), list(masks)
+    images, masks = check_list(images, 'images'), check_list(masks, 'masks')
     check_same_length(images, masks, 'images and masks')
-    if ids is not None: ids = list(ids); check_same_length(images, ids, 'images and ids')
+    if ids is not None: ids = check_list(ids, 'ids'); check_same_length(images, ids, 'images and ids')
+    _check_not_trained_on(model, images)
     net, cfg, bf16 = inference_model(model)  # the network and precision predict would use
     rows = []
     for k, (hw, p, p_tta) in enumerate(_probs_with_and_without_tta(net, cfg, list(images), bs, bf16)):
@@ -104,8 +116,9 @@ def threshold_scores(model, # model folder or `(model, config)` pair
                      bs:int=16, # images per forward pass
                     ) -> pd.DataFrame:
     "Per-image Dice and IoU at each threshold (one row per image and threshold), masks made as `predict` makes them."
-    images, masks = list(images), list(masks)
+    images, masks = check_list(images, 'images'), check_list(masks, 'masks')
     check_same_length(images, masks, 'images and masks')
+    _check_not_trained_on(model, images)
     if not (np.ndim(thresholds) == 1 and len(thresholds) and all(isinstance(t, (int, float, np.floating)) and 0 < t < 1 for t in thresholds)):
         raise SkinsegError(f"thresholds must be a non-empty list of numbers between 0 and 1, got {thresholds!r}")
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model

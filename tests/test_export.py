@@ -55,3 +55,46 @@ def test_onnxruntime_telemetry_is_off(onnx_file, tmp_path):
     code = f"import numpy as np; from skinseg.core import predict; predict(np.zeros((8, 8, 3), np.uint8), {str(onnx_file)!r})"
     subprocess.run([sys.executable, '-c', code], env=env | dict(TMPDIR=str(tmp), HOME=str(home)), check=True, timeout=120)
     assert [p for p in [*tmp.rglob('*'), *home.rglob('*')] if p.is_file()] == []
+
+# ## Review of the export command: never over the model or a user's file, opsets outside the supported range refused
+
+def test_export_never_writes_over_the_model_or_a_users_file(tiny_model_dir, tmp_path):
+    "`--out` naming the model's own weights or config, or a user's file, is refused in one line and nothing is written."
+    import shutil
+    from conftest import run_inprocess
+    model = shutil.copytree(tiny_model_dir, tmp_path/'model')
+    notes = tmp_path/'notes.txt'; notes.write_text('my notes\n')
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    for fmt in ('torchscript', 'onnx'):
+        for out in (model/'model.safetensors', model/'config.json', notes):
+            r = run_inprocess('export', model, '--format', fmt, '--out', out)
+            assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stderr
+            assert f'{out}: already exists and is not a skinseg {fmt} export' in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before and notes.read_text() == 'my notes\n'
+
+def test_export_replaces_an_earlier_export(tiny_model_dir, tmp_path):
+    "An earlier export of the same format is replaced, as exporting twice to the default place must work."
+    import shutil
+    model = shutil.copytree(tiny_model_dir, tmp_path/'model')
+    first = export.export_torchscript(model)
+    assert export.export_torchscript(model) == first == model/'model.pt'
+    assert export.load_exported(first)[1]['input_size'] == read_model_config(model)['input_size']
+
+@pytest.mark.parametrize('opset', [10, 16, 99])
+def test_export_refuses_an_unsupported_opset(tiny_model_dir, tmp_path, opset):
+    "`--opset 10` printed onnxscript's traceback and wrote an opset-18 file; now one line, and no file."
+    from conftest import run_inprocess
+    r = run_inprocess('export', tiny_model_dir, '--out', tmp_path/'m.onnx', '--opset', opset)
+    assert r.returncode == 2 and r.stderr.strip() == f"skinseg export: error: ONNX opset {opset} is not supported: use 17 to " \
+        f"{__import__('onnx').defs.onnx_opset_version()} (default 18)", r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+@needs_onnx
+def test_export_at_opset_17_is_quiet_and_is_opset_17(tiny_model_dir, tmp_path):
+    "The converter's warnings (here from 18 down to 17) stay off the user's screen, and the file has the opset asked for."
+    import onnx
+    from conftest import run_skinseg
+    r = run_skinseg('export', tiny_model_dir, '--out', tmp_path/'m.onnx', '--opset', 17, '--quiet')
+    assert r.returncode == 0 and r.stdout == '' and r.stderr == '', r.stderr
+    m = onnx.load(str(tmp_path/'m.onnx'))
+    assert [o.version for o in m.opset_import if o.domain in ('', 'ai.onnx')] == [17]

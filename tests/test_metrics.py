@@ -126,3 +126,39 @@ def test_cli_evaluate_one_fold_of_a_kfold_split(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)['n'] == int((folds.fold == 1).sum())
     r = run_inprocess('evaluate', d, pred, '--split', tmp_path/'folds.csv', '--csv', tmp_path/'s.csv')
     assert r.returncode == 2 and 'folds.csv: this is a K-fold split' in r.stderr
+
+# ## Review of evaluate: the scores never overwrite an input; lists, not strings; probability maps are not predictions
+
+def test_cli_never_writes_scores_over_an_input(folders, tmp_path):
+    "`--csv` naming the split CSV, a mask, or a user's file is refused in one line; an earlier scores CSV is replaced."
+    from conftest import run_inprocess
+    gt, pred = folders
+    split = tmp_path/'s.csv'; split.write_text('image_id,is_valid\nISIC_1,True\nISIC_2,True\nISIC_3,False\n')
+    notes = tmp_path/'notes.txt'; notes.write_text('my notes\n')
+    inputs = {p: p.read_bytes() for p in [split, notes, gt/'ISIC_1_segmentation.png', pred/'ISIC_2_segmentation.png']}
+    for out, says in [(split, '--csv names the --split file'), (notes, 'is not a scores CSV'),
+                      (gt/'ISIC_1_segmentation.png', 'is not a scores CSV'), (pred/'ISIC_2_segmentation.png', 'is not a scores CSV')]:
+        _error_line(run_inprocess('evaluate', gt, pred, '--split', split, '--csv', out), out, says)
+    assert {p: p.read_bytes() for p in inputs} == inputs
+    for _ in range(2): assert run_inprocess('evaluate', gt, pred, '--split', split, '--csv', tmp_path/'scores.csv').returncode == 0
+    assert len(pd.read_csv(tmp_path/'scores.csv')) == 2
+
+def test_cli_missing_prediction_beside_a_probability_map(folders, tmp_path):
+    "With `skinseg predict --probs` output, a missing mask is reported missing, not scored (or refused) from its `_prob.png`."
+    from conftest import run_inprocess
+    gt, pred = folders
+    for i in ('ISIC_1', 'ISIC_2', 'ISIC_3'): Image.fromarray(np.full((10, 10), 200, np.uint8)).save(pred/f'{i}_prob.png')
+    assert json.loads(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv').stdout)['n'] == 3
+    (pred/'ISIC_1_segmentation.png').unlink()
+    _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), pred/'ISIC_1_segmentation.png', 'prediction missing for ISIC_1')
+
+def test_strings_where_lists_belong_and_masks_of_two_sizes(folders):
+    "A folder name or id string given for a list, and a list of masks of two sizes, are refused in one line naming them."
+    from skinseg.metrics import mask_scores, per_image_scores
+    from skinseg.basics import SkinsegError
+    gt, pred = folders
+    with pytest.raises(SkinsegError, match="gts must be a list, got the single str"): per_image_scores(str(gt), str(pred))
+    with pytest.raises(SkinsegError, match="preds must be a list, got the single PosixPath"): per_image_scores([square()], pred)
+    with pytest.raises(SkinsegError, match="ids must be a list, got the single str 'ISIC_1'"): evaluate_dirs(gt, pred, ids='ISIC_1')
+    with pytest.raises(SkinsegError, match=r"prediction: masks of different shapes \(10, 10\), \(5, 5\) cannot be one batch"):
+        mask_scores([square(), square(5, 5, (1, 3, 1, 3))], [square(), square()])

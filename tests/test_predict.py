@@ -212,3 +212,57 @@ def test_command_masks_are_predicts(tiny_model_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     for k in range(2):
         np.testing.assert_array_equal(read_mask(tmp_path/'out'/f'lesion{k}_segmentation.png'), predict(tmp_path/'in'/f'lesion{k}.png', tiny_model_dir).mask)
+
+def test_command_never_replaces_a_users_masks(tiny_model_dir, tmp_path):
+    "`--out` holding the user's own ground-truth masks of the same names: refused in one line, every file kept byte for byte, nothing written."
+    data = make_dataset(tmp_path/'data', n=4)
+    truth = tmp_path/'data'/'truth'; truth.mkdir()
+    for m in sorted((data/'masks').iterdir()): (truth/f'{m.stem}_segmentation.png').write_bytes(m.read_bytes())
+    (truth/'SYNTH_0002_prob.png').write_bytes(b'my notes')  # not an image at all: still the user's
+    before = {p.name: p.read_bytes() for p in truth.iterdir()}
+    for extra in ([], ['--probs']):
+        r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', truth, '--quiet', *extra)
+        n = 5 if extra else 4
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"{n} files in {truth} were not written by skinseg and are kept: SYNTH_0000_segmentation.png" in r.stderr
+        assert 'choose another --out' in r.stderr and ('SYNTH_0002_prob.png' in r.stderr) == bool(extra)
+        assert {p.name: p.read_bytes() for p in truth.iterdir()} == before
+
+def test_command_runs_again_into_its_own_out(tiny_model_dir, tmp_path):
+    "A second run into the same --out replaces skinseg's own masks and probability maps (even ones left by another run)."
+    data = make_dataset(tmp_path/'data', n=3)
+    out = tmp_path/'out'
+    for _ in range(2):
+        r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', out, '--probs', '--quiet')
+        assert r.returncode == 0, r.stderr
+    from skinseg.basics import save_png, written_by_skinseg
+    save_png(np.zeros((2, 2), np.uint8), out/'SYNTH_0001_segmentation.png')  # skinseg's, from some other run
+    r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', out, '--probs', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert len(list(out.iterdir())) == 6 and all(written_by_skinseg(p) for p in out.iterdir())
+    assert read_mask(out/'SYNTH_0001_segmentation.png').shape == (48, 64)  # the image's size, not the 2x2 left there
+
+def test_command_images_in_out_are_named(tiny_model_dir, tmp_path):
+    "Images given as their own --out folder: the message says they were found, and why they are not inputs."
+    data = make_dataset(tmp_path/'data', n=3)
+    r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', data/'images', '--quiet')
+    assert r.returncode == 2 and 'no images found' not in r.stderr
+    assert f"3 images found there are inside the --out folder {data/'images'}" in r.stderr, r.stderr
+
+@pytest.mark.parametrize('flag', ['tta', 'postprocess', 'fov', 'bf16', 'return_prob', 'skip_errors'])
+@pytest.mark.parametrize('value', ['false', 'true', 0, 1.0])
+def test_on_off_options_must_be_bools(flag, value):
+    "A string such as 'false' is truthy: every on/off option of `iter_predict` refuses anything but True, False or None."
+    img = drawn_lesions(30, 40, [(0.2, 0.2, 0.6, 0.7)])[0]
+    with pytest.raises(SkinsegError, match=f"{flag} must be True, False or None, got {value!r}"):
+        list(iter_predict([img], ORACLE, **{flag: value}))
+
+def test_empty_sizes_and_masks_are_refused_where_made():
+    "`prob_to_mask` to an empty or odd size, or a `LesionMask` of an empty mask: one-line `SkinsegError`s, never ZeroDivisionError."
+    from skinseg.core import LesionMask
+    p = np.full((4, 4), 0.9, np.float32)
+    for hw in [(0, 0), (5, 0), (-1, 3), (2.5, 3), (3,)]:
+        with pytest.raises(SkinsegError, match='the size must be'): prob_to_mask(p, hw)
+    assert prob_to_mask(p, (np.int64(3), 5))[0].shape == (3, 5)
+    with pytest.raises(SkinsegError, match=r"img.jpg: a mask must be a non-empty HxW array, got shape \(0, 7\)"):
+        LesionMask(np.zeros((0, 7), np.uint8), source='img.jpg')

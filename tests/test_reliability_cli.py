@@ -314,6 +314,72 @@ def test_train_never_unpickles(train_data, tmp_path):
     one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run2', '--resume'), 'train', tmp_path/'run2'/CHECKPOINT_NAME)
     assert not marker.exists(), "a planted checkpoint was unpickled"
 
+# ## train and demo never replace a trained model unasked, nor write over their own input; too little data is refused
+
+def test_train_never_replaces_a_trained_model_unasked(train_data, tmp_path):
+    "A second run into a folder holding a model is refused, and so is --resume with other settings; --overwrite replaces it."
+    from skinseg.train import CHECKPOINT_NAME
+    from skinseg.core import load_model
+    out = tmp_path/'run'
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    one_error_line(run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 3), 'train', out,
+                   contains='already holds a trained model: pass --resume to continue it, --overwrite to replace it, or choose another --out')
+    line = one_error_line(run_inprocess('train', tmp_path, '--out', out, '--resume', '--epochs', 4, '--size', 64, '--lr', 0.01,
+                                        '--num-workers', 0), 'train', out/CHECKPOINT_NAME)
+    for says in (f'DATA {tmp_path} (the run: {train_data})', '--epochs 4 (the run: 1)', '--size 64 (the run: 32 32)', '--lr 0.01 (the run: 0.001)'):
+        assert says in line, line
+    assert 'num-workers' not in line, line  # it cannot change the result
+    one_error_line(run_inprocess('train', train_data, '--out', out, '--resume', '--overwrite'), 'train', contains='give one of them')
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--resume')  # the original command, resumed: nothing left to do
+    assert r.returncode == 0 and 'all 1 epochs already done' in r.stdout, r.stdout + r.stderr
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 3, '--overwrite', '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_model(out)[1]['training']['run']['seed'] == 3 and pd.read_csv(out/'log.csv').epoch.tolist() == [0]
+
+def test_train_never_writes_over_its_split_input(train_data, tmp_path):
+    "`split --out run/split.csv` then `train --split run/split.csv --out run`: refused, the fold CSV kept as it was."
+    out = tmp_path/'run'; out.mkdir()
+    assert run_inprocess('split', train_data, '--folds', 2, '--out', out/'split.csv').returncode == 0
+    before = (out/'split.csv').read_bytes()
+    one_error_line(run_inprocess('train', train_data, '--split', out/'split.csv', '--fold', 0, '--out', out, *TRAIN_FAST),
+                   'train', out/'split.csv', contains='this --split file is where train writes the split it uses')
+    assert (out/'split.csv').read_bytes() == before and [p.name for p in out.iterdir()] == ['split.csv']
+
+def test_train_fewer_images_than_the_batch(train_data, tmp_path):
+    "No training batch would run (fastai drops the incomplete one): refused before anything is written."
+    one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', *TRAIN_FAST, '--bs', 16), 'train',
+                   contains='training images, fewer than the batch size 16')
+    assert not (tmp_path/'run').exists()
+
+def test_train_on_a_split_of_some_images_says_so(train_data, tmp_path):
+    "A split CSV listing 6 of the 8 images and an id with no image: trained on the 6, with one line counting both."
+    from skinseg.data import find_pairs
+    ids = find_pairs(train_data).image_id.tolist()
+    (tmp_path/'half.csv').write_text('image_id,is_valid\n' + ''.join(f'{i},{j % 3 == 0}\n' for j, i in enumerate(ids[:6])) + 'NOT_THERE,True\n')
+    r = run_inprocess('train', train_data, '--split', tmp_path/'half.csv', '--out', tmp_path/'run', *TRAIN_FAST, '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [l for l in r.stderr.splitlines() if 'half.csv' in l]
+    assert len(lines) == 1 and 'leaves out 2 of the 8 images' in lines[0] and '1 of its image ids have no image' in lines[0], r.stderr
+    assert len(pd.read_csv(tmp_path/'run'/'split.csv')) == 6
+
+def test_split_more_folds_than_lesions(train_data, tmp_path):
+    from skinseg.data import find_pairs
+    n = find_pairs(train_data).lesion_id.nunique()
+    one_error_line(run_inprocess('split', train_data, '--folds', 20, '--out', tmp_path/'f.csv'), 'split', train_data,
+                   contains=f'--folds 20 is more than its {n} lesions')
+    assert not (tmp_path/'f.csv').exists()
+
+def test_demo_refuses_too_few_images_and_an_earlier_demo(tmp_path):
+    "Both refused before any work; the earlier demo's model is kept."
+    one_error_line(run_inprocess('demo', '--n-images', 12, '--out', tmp_path/'d'), 'demo', contains='--n-images 12 is too few')
+    (tmp_path/'d'/'model').mkdir(parents=True); (tmp_path/'d'/'model'/WEIGHTS_NAME).write_bytes(b'mine')
+    one_error_line(run_inprocess('demo', '--out', tmp_path/'d', '--size', 32, 32, '--epochs', 1), 'demo', tmp_path/'d',
+                   contains="already holds a demo's trained model and results: pass --overwrite")
+    assert (tmp_path/'d'/'model'/WEIGHTS_NAME).read_bytes() == b'mine'
+
 # ## A run killed while writing its checkpoint keeps the previous one
 # tests/test_train.py covers SIGKILL mid-epoch then --resume, nbs/api/13_train.ipynb a checkpoint write that raises;
 # this is a kill *during* the write, after which that resume starts from the intact previous checkpoint.

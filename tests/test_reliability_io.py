@@ -216,3 +216,43 @@ def test_dataloader_refuses_bad_pair_by_name(tmp_path, problem):
         dls = seg_dataloaders(_split(find_pairs(root)), size=(32, 32), bs=2)
         for _ in dls.train: pass
     assert str(bad) in str(e.value) or bad.name in str(e.value), str(e.value)
+
+# ## Files are closed, folders named rightly
+
+def corrupt_jpegs(folder:Path) -> list:
+    "JPEGs whose header reads but whose data does not: cut short, and followed by garbage."
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = folder/'_good.jpg'; Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), np.uint8)).save(buf)
+    jpeg = buf.read_bytes(); buf.unlink()
+    (folder/'cut.jpg').write_bytes(jpeg[:len(jpeg)//3])
+    (folder/'garbage.jpg').write_bytes(jpeg[:600] + bytes(range(256)) * 20)
+    return [folder/'cut.jpg', folder/'garbage.jpg']
+
+def test_a_corrupt_image_leaves_no_file_open(tmp_path):
+    "Reading, sizing and checking a corrupt JPEG refuses it by name and closes it: no `ResourceWarning: unclosed file`."
+    import gc, warnings
+    from skinseg.images import display_hw, open_image
+    from skinseg.data import check_dataset
+    files = corrupt_jpegs(tmp_path/'bad')
+    root = make_dataset(tmp_path/'data', n=4)
+    (root/'images'/'SYNTH_0001.jpg').write_bytes(files[1].read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ResourceWarning)
+        for f in files:
+            for read in (read_image, read_mask, lambda p: open_image(p, draft=(64, 48))):
+                with pytest.raises(SkinsegError, match=f.name): read(f)
+            display_hw(f)  # the header alone is fine
+        assert any('SYNTH_0001.jpg' in p for p in check_dataset(root, workers=2))
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+def test_check_names_a_file_and_a_masks_folder_alone(tmp_path):
+    "`skinseg check FILE` says it is a file; a folder with masks/ but no images says the images are missing, not to rename masks/."
+    from conftest import run_inprocess
+    root = make_dataset(tmp_path/'data', n=4)
+    r = run_inprocess('check', root/'metadata.csv', '--quiet')
+    assert r.returncode == 2 and r.stderr.strip() == f"skinseg check: error: {root/'metadata.csv'}: is a file, not a folder: give the dataset folder that holds the images", r.stderr
+    (root/'images').rename(tmp_path/'elsewhere')
+    r = run_inprocess('check', root, '--quiet')
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.strip().endswith('found masks/ but no images/ folder beside it: put the images in images/'), r.stderr

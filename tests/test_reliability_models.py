@@ -7,6 +7,7 @@ import torch
 
 from skinseg.core import (SkinsegError, build_model, default_config, save_model, read_model_config, load_model,
                           predict, WEIGHTS_NAME, CONFIG_NAME)
+from conftest import run_inprocess
 
 @pytest.fixture
 def model_copy(tiny_model_dir, tmp_path) -> Path:
@@ -149,3 +150,47 @@ def test_save_killed_midway_keeps_previous_model(model_copy, tiny_model_dir):
     assert (model_copy/WEIGHTS_NAME).read_bytes() == before
     model, cfg = load_model(model_copy)
     assert cfg['input_size'] == [32, 32]
+
+# ## Review: configs that would silently score wrong, a text file as --weights, calibrating on training images
+
+@pytest.mark.parametrize('field,value', [('mean', [123.675, 116.28, 103.53]), ('std', [58.395, 57.12, 57.375]),
+                                         ('std', [0.229, 0.0, 0.225]), ('mean', [-0.1, 0.4, 0.4])])
+def test_config_normalisation_not_on_the_0_1_scale_refused(model_copy, field, value):
+    "0-255 ImageNet values used to pass (lesion area 30.8% -> 77.4%); now config.json and the field are named."
+    cfg = model_copy/CONFIG_NAME
+    cfg.write_text(json.dumps(json.loads(cfg.read_text()) | {field: value}))
+    msg = refused(lambda: load_model(model_copy), cfg, contains=f"field {field!r} is {value}; expected three")
+    assert "on the 0-1 scale (ImageNet's are [" in msg and '\n' not in msg
+
+def test_config_without_input_size_refused(model_copy, tmp_path):
+    "A config without `input_size` used to run the network at 256x256 whatever it was trained at."
+    cfg = model_copy/CONFIG_NAME
+    cfg.write_text(json.dumps({k: v for k, v in json.loads(cfg.read_text()).items() if k != 'input_size'}))
+    refused(lambda: read_model_config(model_copy), cfg, contains="field 'input_size' is missing")
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path/'x.jpg')
+    r = run_inprocess('predict', model_copy, tmp_path/'x.jpg', '--out', tmp_path/'out')
+    assert r.returncode == 2 and "field 'input_size' is missing" in r.stderr, r.stderr
+
+@pytest.mark.parametrize('text', ['experiment notes\n', 'notes', 'e', '{"a": 1}'])
+def test_text_file_as_weights_is_one_line(tmp_path, text):
+    "`--weights notes.txt` gave 'KeyError: 101' or PyTorch's multi-line unpickling report; now one line naming the file."
+    notes = tmp_path/'notes.txt'; notes.write_text(text)
+    for arch in ('smp', 'fastai'):
+        msg = refused(lambda: build_model(arch, weights=notes, size=(32, 32)), notes, contains='not a weights file')
+        assert '\n' not in msg and 'Error' not in msg, msg
+
+def test_calibrate_refuses_images_the_model_trained_on(model_copy, synthetic_data):
+    "`skinseg calibrate` on images its split.csv lists for training changed the threshold silently; now one line, nothing changed."
+    import pandas as pd
+    from skinseg.layouts import find_pairs
+    ids = find_pairs(synthetic_data).image_id.tolist()
+    pd.DataFrame(dict(image_id=ids, is_valid=[i < 2 for i in range(len(ids))])).to_csv(model_copy/'split.csv', index=False)
+    before = (model_copy/CONFIG_NAME).read_bytes()
+    r = run_inprocess('calibrate', model_copy, synthetic_data)
+    assert r.returncode == 2 and r.stderr.strip() == (f"skinseg calibrate: error: {model_copy/'split.csv'}: the model trained on "
+        f"{len(ids) - 2} of the {len(ids)} images given (e.g. {ids[2]}.jpg): scores on them flatter it; choose its threshold "
+        "and options on images it did not train on"), r.stderr
+    assert (model_copy/CONFIG_NAME).read_bytes() == before
+    (model_copy/'split.csv').unlink()  # without its split nothing can be checked: calibrated as before
+    assert run_inprocess('calibrate', model_copy, synthetic_data, '--quiet').returncode == 0

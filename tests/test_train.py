@@ -47,6 +47,8 @@ def test_sigkill_mid_epoch_then_resume(data, tmp_path):
     assert log_epochs(out) == [0, 1, 2]
     assert read_checkpoint(ckpt)[1]['epoch'] == 3
     assert load_model(out)[1]['training']['epochs'] == 3
+    r = skinseg('train', data, '--out', out, '--epochs', 3, *TINY, '--bs', 2, '--resume')  # the original command, resumed
+    assert r.returncode == 0 and 'all 3 epochs already done' in r.stdout, r.stderr[-2000:]
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     r = skinseg('train', tmp_path, '--out', tmp_path/'none', '--resume')
