@@ -5,7 +5,7 @@ starts with the file and says what is wrong, so a command prints one line instea
 `atomic_write` (and `save_png`, built on it) writes through a temporary file, so an interrupted run never leaves
 half a model or half a mask; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
 command may replace from a user's own. `ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
-`check_count`, `check_flag`, `check_same_length`, `check_device` and `bf16_supported` answer the questions about options and hardware that several
+`check_count`, `check_flag`, `check_list`, `check_same_length`, `check_device` and `bf16_supported` answer the questions about options and hardware that several
 modules ask.
 
 Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
@@ -14,8 +14,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag',
-           'check_same_length', 'atomic_write', 'save_png', 'written_by_skinseg', 'find_data_dir', 'check_device',
-           'bf16_supported']
+           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg', 'find_data_dir',
+           'check_device', 'bf16_supported']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -89,6 +89,15 @@ def check_same_length(a, # a list (or other sized sequence)
                      ):
     "Raise a `SkinsegError` unless `a` and `b` have the same length: pairing would silently drop the extra items."
     if len(a) != len(b): raise SkinsegError(f"{what}: {len(a)} and {len(b)}, which cannot be paired one to one")
+
+# %% ../nbs/api/00_basics.ipynb #chklst01
+def check_list(value, # the argument's value: a list, tuple or other iterable of items
+               what:str, # the argument's name, as the caller wrote it
+              ) -> list:
+    "`value` as a list; a single str or Path is refused, as it would be taken character by character."
+    if isinstance(value, (str, bytes, Path)):
+        raise SkinsegError(f"{what} must be a list, got the single {type(value).__name__} {str(value)!r}: pass a list of them")
+    return list(value)
 
 # %% ../nbs/api/00_basics.ipynb #95b31175
 def atomic_write(path, # the file to write

@@ -69,6 +69,7 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
             workers:int|None=None, # decoding threads (default: CPU count)
            ) -> tuple:
     "`(images NxHxWx3, masks NxHxW 0/1)` uint8 arrays of `df`'s pairs at `size`, decoded once and kept."
+    if not len(df): raise SkinsegError("presize: no image/mask pairs to resize (the table is empty)")
     key = _cache_key(df, size)
     if key in _PRESIZED: return _PRESIZED[key]
     files = [Path(cache_dir)/f'skinseg_{key}_{size[0]}x{size[1]}_{o}.npy' for o in ('images', 'masks')] if cache_dir else None

@@ -22,7 +22,7 @@ from .model import *
 from .core import load_resized, to_batch, flip_probs, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
 from .layouts import find_pairs
 from .data import check_mask_size
-from .metrics import mask_scores, check_list
+from .metrics import mask_scores
 from .splits import read_split
 import json
 from pathlib import Path
