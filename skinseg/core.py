@@ -322,12 +322,13 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
                         f"{'' if recursive else '; add --recursive for sub-folders'})")
 
 def _check_replaceable(out:Path, targets:list):
-    "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced."
+    "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced unasked."
     kept = [p for p in targets if p.is_symlink() or (p.exists() and not p.is_dir() and not written_by_skinseg(p))]
     if kept:
         names = ', '.join(p.name for p in kept[:5]) + (', ...' if len(kept) > 5 else '')
         raise SkinsegError(f"{len(kept)} file{'s' if len(kept) > 1 else ''} in {out} {'were' if len(kept) > 1 else 'was'} not written "
-                           f"by skinseg and {'are' if len(kept) > 1 else 'is'} kept: {names}; nothing was written, choose another --out")
+                           f"by skinseg and {'are' if len(kept) > 1 else 'is'} kept: {names}; nothing was written, choose another --out "
+                           "(or pass --overwrite to replace them, e.g. masks of a skinseg older than 2026-12, which carry no mark)")
 
 # %% ../nbs/api/03_core.ipynb #e430c73c
 @call_parse
@@ -341,6 +342,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
                     probs:bool=False, # also write <image_id>_prob.png, the lesion probability scaled to 0-255
                     recursive:bool=False, # also take images from the folders' sub-folders
                     device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
+                    overwrite:bool=False, # replace files of the same names in --out that skinseg did not write (else refused)
                     quiet:bool=False, # no progress bar or summary
                    ) -> int:
     "Write a lesion mask `<image_id>_segmentation.png` (0/255, the image's own size) per image; exit 1 if any failed."
@@ -353,7 +355,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     if not files: raise _no_images(images, recursive, out)
     _check_unique_ids(files)
     out = Path(out)
-    _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/f'{Path(f).stem}_prob.png' for f in files] if probs else []))
+    if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/f'{Path(f).stem}_prob.png' for f in files] if probs else []))
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
-from .basics import SkinsegError, save_png, check_count, find_data_dir
+from .basics import SkinsegError, save_png, written_by_skinseg, check_count, find_data_dir
 from .model import WEIGHTS_NAME
 from .checkpoint import CHECKPOINT_NAME
 from .images import lesion_mask
@@ -63,6 +63,8 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
     split = read_split(out/'model'/'split.csv')
     valid = find_pairs(data_dir).set_index('image_id').loc[split.image_id[split.is_valid]]
     (out/'masks').mkdir(exist_ok=True)
+    for f in (out/'masks').glob('*.png'):  # an earlier demo's masks (skinseg's own) go, so the folder holds this run's only
+        if written_by_skinseg(f): f.unlink()
     files = {i: out/'masks'/mask_filename(path) for i, path in valid.image.items()}
     for f, res in zip(files.values(), iter_predict(list(valid.image), out/'model')): save_png(res.mask, f)
     summary, scores = evaluate_dirs(data_dir, out/'masks', out/'scores.csv', ids=list(valid.index))

@@ -82,7 +82,8 @@ def export_onnx(model_dir, # skinseg model folder
     def write(tmp):
         with _quiet_exporter():
             torch.onnx.export(net, (_example_input(cfg),), str(tmp), input_names=['image'], output_names=['logits'],
-                              opset_version=opset, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}, dynamo=True)
+                              opset_version=opset, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}, dynamo=True,
+                              external_data=False)  # one file: no hidden .data file of the weights left beside it
         m = onnx.load(str(tmp))
         got = max(o.version for o in m.opset_import if o.domain in ('', 'ai.onnx'))
         if got != opset: raise file_error(out, f"the exporter could not convert the model to opset {opset} (it wrote {got}); nothing was written")

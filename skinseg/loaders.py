@@ -147,7 +147,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
     "fastai `DataLoaders` of `df`'s image/mask pairs: presized once, batch-augmented, ImageNet-normalised."
     df = df.reset_index(drop=True); _check_pairs(df)
     if (n := int((~df.is_valid.astype(bool)).sum())) < bs:  # fastai drops an incomplete last batch: no step would run
-        raise SkinsegError(f"{n} training images, fewer than the batch size {bs}: no training batch would run; use more images or a smaller batch size (--bs)")
+        raise SkinsegError(f"{n} training images, fewer than the batch size {bs}: no training batch would run; use more images or a smaller batch size")
     arrays = presize(df, size, cache_dir=None if cache is True else cache) if cache not in (False, None) else None
     dls = seg_datablock(df, size, aug, arrays).dataloaders(df, bs=bs, num_workers=num_workers, device=device, dl_type=SegDL)
     if arrays is not None:

@@ -173,11 +173,11 @@ def resume_conflicts(run:dict, # the settings of the run being resumed (its chec
                      **given, # the other options given with `resume`, None where not given: data_dir, epochs, bs, lr, size...
                     ) -> list:
     "The options in `given` (and `preset`) that differ from `run`'s, each as `--option VALUE (the run: VALUE)`."
-    run, bad = dict(valid_pct=0.2) | run, []  # older checkpoints did not store valid_pct
+    bad = []
     if preset is not None and given.get('epochs') is None and preset_epochs(preset) != run['epochs']:
         bad.append(f"--preset {preset} ({preset_epochs(preset)} epochs; the run: {run['epochs']})")
     return bad + [f"{'DATA' if k == 'data_dir' else '--' + k.replace('_', '-')} {_shown(v)} (the run: {_shown(run.get(k))})"
-                  for k, v in given.items() if v is not None and _as_run(k, v) != _as_run(k, run.get(k))]
+                  for k, v in given.items() if v is not None and k in run and _as_run(k, v) != _as_run(k, run[k])]  # older runs stored fewer
 
 # %% ../nbs/api/13_train.ipynb #2b73f46d
 def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` reads), or a list of folders trained on together
@@ -225,7 +225,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                              "leave them out, or start a new run with --overwrite or another --out")
         epochs, bs, lr, size, arch, encoder, seed, schedule, wd = (run[k] for k in
             ('epochs', 'bs', 'lr', 'size', 'arch', 'encoder', 'seed', 'schedule', 'wd'))
-        split_csv, fold, limit, valid_pct = out/'split.csv', None, run.get('limit'), run.get('valid_pct', 0.2)
+        split_csv, fold, limit, valid_pct = out/'split.csv', None, None, run.get('valid_pct', 0.2)  # the run's split.csv holds its images
         bf16, channels_last = run['bf16'], run['channels_last']
         masked_only, augment, repeat = run.get('masked_only', False), run.get('augment', 'standard'), run.get('repeat')
         start_epoch, best, history = meta['epoch'], meta['best'], meta['history']
@@ -254,7 +254,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             if overwrite:  # the old run goes as a whole, so the folder never mixes its model with the new split
-                for f in (WEIGHTS_NAME, CONFIG_NAME, CHECKPOINT_NAME, 'log.csv'): (out/f).unlink(missing_ok=True)
+                for f in (WEIGHTS_NAME, CONFIG_NAME, CHECKPOINT_NAME, 'log.csv', 'model.onnx', 'model.pt'): (out/f).unlink(missing_ok=True)
             df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(out/'split.csv', index=False)
     config = meta['config'] if resume else default_config(
         arch=arch, encoder=encoder, input_size=list(size), fov=True, training=dict(

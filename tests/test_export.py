@@ -98,3 +98,8 @@ def test_export_at_opset_17_is_quiet_and_is_opset_17(tiny_model_dir, tmp_path):
     assert r.returncode == 0 and r.stdout == '' and r.stderr == '', r.stderr
     m = onnx.load(str(tmp_path/'m.onnx'))
     assert [o.version for o in m.opset_import if o.domain in ('', 'ai.onnx')] == [17]
+
+def test_onnx_export_leaves_one_file(tiny_model_dir, tmp_path):
+    "The exporter wrote the weights to a hidden `.model.onnx.tmpPID.data` beside the export and left it there (about 98 MB for the U-Net)."
+    out = export.export_onnx(tiny_model_dir, tmp_path/'m.onnx')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['m.onnx'], sorted(p.name for p in tmp_path.iterdir())

@@ -9,6 +9,7 @@ from skinseg.core import (predict, iter_predict, read_mask, default_config, keep
                           skinseg_predict, SkinsegError, bf16_supported, get_model)
 from skinseg.model import inference_model
 from conftest import run_skinseg, run_inprocess, make_dataset, write_bad_images
+from skinseg.basics import written_by_skinseg
 
 class RedIsLesion(torch.nn.Module):
     "A stand-in network whose answer is known: lesion wherever the (normalised) red channel is below zero."
@@ -227,6 +228,8 @@ def test_command_never_replaces_a_users_masks(tiny_model_dir, tmp_path):
         assert f"{n} files in {truth} were not written by skinseg and are kept: SYNTH_0000_segmentation.png" in r.stderr
         assert 'choose another --out' in r.stderr and ('SYNTH_0002_prob.png' in r.stderr) == bool(extra)
         assert {p.name: p.read_bytes() for p in truth.iterdir()} == before
+    r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', truth, '--quiet', '--overwrite')  # asked for: replaced
+    assert r.returncode == 0 and all(written_by_skinseg(truth/n) for n in before if n.endswith('_segmentation.png')), r.stderr
 
 def test_command_runs_again_into_its_own_out(tiny_model_dir, tmp_path):
     "A second run into the same --out replaces skinseg's own masks and probability maps (even ones left by another run)."

@@ -335,9 +335,11 @@ def test_train_never_replaces_a_trained_model_unasked(train_data, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--resume')  # the original command, resumed: nothing left to do
     assert r.returncode == 0 and 'all 1 epochs already done' in r.stdout, r.stdout + r.stderr
+    (out/'model.onnx').write_bytes(b'the old run, exported')  # an export of the old model would outlive it and be used
     r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 3, '--overwrite', '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_model(out)[1]['training']['run']['seed'] == 3 and pd.read_csv(out/'log.csv').epoch.tolist() == [0]
+    assert not (out/'model.onnx').exists()
 
 def test_train_never_writes_over_its_split_input(train_data, tmp_path):
     "`split --out run/split.csv` then `train --split run/split.csv --out run`: refused, the fold CSV kept as it was."
