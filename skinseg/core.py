@@ -355,7 +355,8 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     if not files: raise _no_images(images, recursive, out)
     _check_unique_ids(files)
     out = Path(out)
-    if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/f'{Path(f).stem}_prob.png' for f in files] if probs else []))
+    prob_file = lambda f: out/f'{Path(f).stem}_prob.png'
+    if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([prob_file(f) for f in files] if probs else []))
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it
@@ -363,7 +364,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
         if isinstance(r, Exception): failed.append(str(r)); continue
         try:
             save_png(r.mask, out/mask_filename(f))
-            if probs: save_png((r.prob * 255).round().astype(np.uint8), out/f'{Path(f).stem}_prob.png')
+            if probs: save_png((r.prob * 255).round().astype(np.uint8), prob_file(f))
         except SkinsegError as e: failed.append(str(e))  # a mask that cannot be written (names its file); the others go on
     if not quiet: print(f"wrote {len(files) - len(failed)} of {len(files)} masks to {out}")
     if failed: print(f"{len(failed)} files failed:\n" + '\n'.join(f'  {m}' for m in failed), file=sys.stderr)

@@ -20,11 +20,11 @@ from .basics import *
 from .images import *
 from .model import *
 from .core import load_resized, to_batch, flip_probs, in_view, fov_on, prob_to_mask, keep_largest_lesion, iter_predict
-from .layouts import find_pairs
+from .layouts import find_pairs, layout_image_id
 from .data import check_mask_size
 from .metrics import mask_scores
 from .splits import read_split
-import json, re
+import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
@@ -48,7 +48,7 @@ def _check_not_trained_on(model, images:list):
     if split is None or not split.is_file(): return  # a pair, an exported file, or a model without its split: nothing to check
     df = read_split(split)
     trained = set(df.image_id[~df.is_valid])
-    seen = [o for o in images if isinstance(o, (str, Path)) and {Path(o).stem, re.sub(r'_\d{4}$', '', Path(o).stem)} & trained]  # nnU-Net: case_0000
+    seen = [o for o in images if isinstance(o, (str, Path)) and {Path(o).stem, layout_image_id(o, 'nnU-Net')} & trained]  # by any layout's id
     if seen: raise file_error(split, f"the model trained on {len(seen)} of the {len(images)} images given (e.g. {Path(seen[0]).name}): "
                                      f"scores on them flatter it; choose its threshold and options on images it did not train on")
 
