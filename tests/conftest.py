@@ -25,10 +25,11 @@ def run_skinseg(*args, timeout=300, env=None, **kw) -> subprocess.CompletedProce
 
 def run_inprocess(*args) -> subprocess.CompletedProcess:
     "Run `skinseg ARGS` through the console script's own entry point in this process (no 8 s start-up per call)."
-    import contextlib, io, traceback
+    import contextlib, io, traceback, warnings
     from skinseg.cli import main
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=DeprecationWarning)  # as in a real process, where only __main__ shows them
         try: rc = main([*map(str, args)])
         except SystemExit as e: rc = e.code if isinstance(e.code, int) else 2  # argparse usage errors
         except Exception: traceback.print_exc(); rc = 1
