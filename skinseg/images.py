@@ -3,7 +3,8 @@
 How skinseg reads what users give it, answered once for every command. `read_image` decodes any image file
 (JPEG, PNG, BMP, TIFF; RGB, grayscale, palette, RGBA, CMYK, 16-bit; EXIF-rotated) to an `HxWx3` uint8 RGB array
 in display orientation, and `as_rgb_array` does the same for PIL images and numpy arrays (16-bit values keep their
-high byte, for files and arrays alike). `read_mask` reads a lesion mask file (grey, 0/1, palette or colour) as
+high byte, for files and arrays alike; one whose values all stay below 4096, 12-bit data, is read with a warning
+that names it, as it comes out nearly black). `read_mask` reads a lesion mask file (grey, 0/1, palette or colour) as
 its levels and `binarize_mask` turns a mask array (those levels, a boolean mask or a probability map) into a
 boolean lesion mask, and `lesion_mask` reads either, a file or an array; what is ambiguous is refused with a `SkinsegError`, never guessed. `is_image_file`, `is_mask_file` and `mask_id`
 are the one rule for which files are images, which are masks and which image a mask belongs to; `find_images`
@@ -43,24 +44,33 @@ def _image_file(path:Path):
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise file_error(path, f"truncated or corrupt image ({e})") from None
 
+_WIDE_MODES = ('I', 'I;16', 'I;16B', 'I;16L')  # PIL's modes of 16- and 32-bit integer images
+
 def _decode(path, draft:tuple|None=None):
-    "Decode `path` (a JPEG at a reduced scale no smaller than `draft` (long side, short side) if given): `(image, full (w, h))`."
+    "Decode `path` (a JPEG at a reduced scale no smaller than `draft` (long side, short side) if given): `(image, full (w, h), 16-bit?)`."
     path = Path(path)
     with _image_file(path), Image.open(path) as img:  # the file is closed even when decoding fails
         full = img.size
         if draft is not None and img.format == 'JPEG': img.draft(None, draft if full[0] >= full[1] else draft[::-1])
+        wide = img.mode in _WIDE_MODES or any(';16' in str(t.args) for t in img.tile)  # PIL reads 16-bit RGB as 8-bit 'RGB'
         img.load()
         if img.getexif().get(0x0112, 1) in _SWAPS_AXES: full = full[::-1]
-        return ImageOps.exif_transpose(img), full
+        return ImageOps.exif_transpose(img), full, wide
 
 # %% ../nbs/api/01_images.ipynb #5593058b
 def _high_byte(a:np.ndarray) -> np.ndarray:
     "16-bit values (0..65535) as 8-bit ones: their high byte, `v >> 8`, as PIL decodes 16-bit RGB files."
     return (np.clip(a, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
 
+def _warn_if_dark(a8:np.ndarray, name):
+    "Warn, naming `name`, when a 16-bit image read by its high byte is nearly black: every value below 4096, as unscaled 12-bit data."
+    if a8.max(initial=0) < 16:
+        warnings.warn(f"{name}: a 16-bit image whose values all stay below 4096 (12-bit data not scaled to 16 bits?); read by its high byte, "
+                      "as 16-bit images are, it is nearly black and no lesion will be found: multiply it by 16 or save it as 8-bit", stacklevel=3)
+
 def _to_uint8(img:Image.Image):
     "16-bit PIL images by their high byte, float ones from [0, 1] (else 0..255) to 8 bits; others as they are."
-    if img.mode not in ('I', 'I;16', 'I;16B', 'I;16L', 'F'): return img
+    if img.mode not in _WIDE_MODES + ('F',): return img
     a = np.asarray(img)
     if img.mode != 'F': return Image.fromarray(_high_byte(a))
     a = np.nan_to_num(a.astype(np.float32))
@@ -70,8 +80,10 @@ def open_image(path, # image file
                draft:tuple|None=None, # a JPEG may be decoded at a reduced scale down to this (long side, short side)
               ) -> tuple:
     "`(8-bit RGB PIL image in display orientation, full-size (height, width))` of an image file."
-    img, (w, h) = _decode(path, draft)
-    return _to_uint8(img).convert('RGB'), (h, w)
+    img, (w, h), wide = _decode(path, draft)
+    rgb = _to_uint8(img).convert('RGB')
+    if wide: _warn_if_dark(np.asarray(rgb), path)
+    return rgb, (h, w)
 
 def read_image(path, # image file: str or Path
               ) -> np.ndarray:
@@ -93,9 +105,12 @@ def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`,
                 ) -> np.ndarray:
     "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA)."
     if isinstance(image, (str, Path)): return read_image(image)
-    if isinstance(image, Image.Image): return np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
+    if isinstance(image, Image.Image):
+        a = np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
+        if image.mode in _WIDE_MODES: _warn_if_dark(a, name)
+        return a
     a = np.asarray(image)
-    if a.dtype == np.uint16: a = _high_byte(a)  # the 16-bit rule, as for files
+    if a.dtype == np.uint16: a = _high_byte(a); _warn_if_dark(a, name)  # the 16-bit rule, as for files
     if a.dtype != np.uint8: raise SkinsegError(f"{name}: expected a uint8 (or uint16) array, got {a.dtype}")
     if a.ndim == 2: a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 1:

@@ -1,5 +1,5 @@
 "Reliability of the image and mask readers (and the dataset checks): every odd file is read right or refused by name."
-import struct, zlib
+import struct, zlib, warnings
 from pathlib import Path
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from PIL import Image
 
 from skinseg.core import SkinsegError, read_image, read_mask, binarize_mask
 from skinseg.images import as_rgb_array
-from conftest import write_bad_images, make_dataset
+from conftest import write_bad_images, make_dataset, run_inprocess
 
 def colour_blocks(h=48, w=64) -> np.ndarray:
     "An image of flat colour blocks, asymmetric so every flip and rotation is told apart, and JPEG-friendly."
@@ -256,3 +256,24 @@ def test_check_names_a_file_and_a_masks_folder_alone(tmp_path):
     r = run_inprocess('check', root, '--quiet')
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert r.stderr.strip().endswith('found masks/ but no images/ folder beside it: put the images in images/'), r.stderr
+
+def test_12bit_data_in_a_16bit_png_is_warned_of(tmp_path):
+    "12-bit camera data stored unscaled in a 16-bit PNG reads nearly black: one warning names the file; full-range 16-bit data none."
+    rgb12 = (colour_blocks().astype(np.uint16) * 16)  # 0..4080: the low 12 bits only
+    png_48bit(tmp_path/'rgb12.png', rgb12)
+    with pytest.warns(UserWarning, match=r"rgb12\.png: a 16-bit image whose values all stay below 4096") as got:
+        assert read_image(tmp_path/'rgb12.png').max() < 16
+    assert len(got) == 1
+    with pytest.warns(UserWarning, match='below 4096'): as_rgb_array(rgb12)
+    png_48bit(tmp_path/'rgb16.png', rgb12 * 16)  # the same image scaled to 16 bits
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert read_image(tmp_path/'rgb16.png').max() > 200
+
+def test_predict_names_a_12bit_image(tmp_path, tiny_model_dir):
+    "`skinseg predict` on 12-bit data in a 16-bit PNG prints one warning line naming the file, and still writes its mask."
+    png_48bit(tmp_path/'dark12.png', colour_blocks().astype(np.uint16) * 16)
+    r = run_inprocess("predict", tiny_model_dir, tmp_path/'dark12.png', '--out', tmp_path/'masks')
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if 'dark12.png' in l]
+    assert len(lines) == 1 and 'warning' in lines[0] and 'below 4096' in lines[0], r.stderr
