@@ -18,6 +18,7 @@ __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_score
 # %% ../nbs/api/10_metrics.ipynb #5dc27125
 from .basics import *
 from .images import *
+from .core import mask_of, is_prob_file
 from .layouts import find_pairs
 from .splits import read_split
 import json, math, re, sys
@@ -88,7 +89,7 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         i = ids[k] if ids is not None else k
-        p, g = lesion_mask(getattr(p, 'mask', p), f'prediction {i}'), lesion_mask(getattr(g, 'mask', g), f'ground truth {i}')
+        p, g = mask_of(p, f'prediction {i}'), mask_of(g, f'ground truth {i}')
         if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
         s = mask_scores(p, g)
         rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
@@ -159,14 +160,13 @@ def _gt_masks(gt_dir:Path) -> tuple:
     return dict(zip(df.image_id[has], map(Path, df['mask'][has]))), df.image_id[~has].tolist()
 
 _PRED_SUFFIX = re.compile(r'_pred(iction)?$', re.IGNORECASE)
-_PROB_SUFFIX = re.compile(r'_prob$', re.IGNORECASE)  # `skinseg predict --probs` writes `<id>_prob.png` beside each mask
 _ISIC_ID = re.compile(r'ISIC_([0-9]{7})$')
 
 def _pred_id(path) -> str: return mask_id(_PRED_SUFFIX.sub('', Path(path).stem))
 
 def _pred_files(pred_dir:Path, ids:list) -> dict:
     "`{image_id: prediction path}` for `ids`, paired by image id as the ISIC scorer pairs them; missing ids left out."
-    files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p) and not _PROB_SUFFIX.search(p.stem))
+    files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p) and not is_prob_file(p))
     by_id = {}
     for p in files: by_id.setdefault(_pred_id(p), []).append(p)
     out, owner = {}, {}
@@ -209,11 +209,16 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
                   pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)
                   out_csv:str|Path|None=None, # where to write the per-image scores
                   ids:list|None=None, # only these image ids (default: every image with a ground-truth mask)
+                  split:str|Path|None=None, # or only the validation images of this split CSV (image_id, is_valid)
+                  fold:int|None=None, # with a K-fold split CSV (`skinseg split --folds K`): fold `fold`'s images
                  ) -> tuple:
     "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`."
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     _check_dirs(gt_dir, pred_dir)
-    if out_csv is not None: _check_out_csv(out_csv)
+    if out_csv is not None: _check_out_csv(out_csv, split)
+    if fold is not None and not split: raise SkinsegError('--fold K needs --split FOLDS.csv')
+    if split and ids is not None: raise SkinsegError("give the images to score as ids or as a split CSV, not both")
+    if split: ids = _split_ids(split, fold)
     gts, without = _gt_masks(gt_dir)
     if ids is not None:
         ids = check_list(ids, 'ids')
@@ -247,11 +252,7 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, area ratio; global IoU."
-    _check_dirs(Path(gt_dir), Path(pred_dir))
-    _check_out_csv(csv, split)
-    if fold is not None and not split: raise SkinsegError('--fold K needs --split FOLDS.csv')
-    ids = _split_ids(split, fold) if split else None
-    summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, ids=ids)
+    summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold)
     if summary.get('without_ground_truth') and not quiet:
         n = summary['without_ground_truth']
         print(f"skinseg evaluate: {n} image{'s' if n > 1 else ''} without ground truth left out (not scored)", file=sys.stderr)

@@ -17,6 +17,7 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
 # %% ../nbs/api/14_viz.ipynb #16bca400
 from .basics import *
 from .images import *
+from .core import mask_of
 from .metrics import mask_scores
 import os
 from pathlib import Path
@@ -87,6 +88,13 @@ def _legend(ax, fontsize=7):
     ax.legend(handles=[Patch(color=np.array(c) / 255, label=k) for k, c in ERROR_COLOURS.items()],
               loc='lower right', fontsize=fontsize, framealpha=0.7, handlelength=1, borderpad=0.3)
 
+def _error_panel(ax, image, gt:np.ndarray, pred:np.ndarray, title:str, legend:bool):
+    "Draw on `ax` the error overlay of `image` with boolean masks `gt` and `pred`, titled with their Dice and IoU."
+    s = mask_scores(pred, gt); d, j = s['dice'].item(), s['iou'].item()
+    ax.imshow(error_overlay(image, gt, pred)); ax.axis('off')
+    ax.set_title(f"{title}\nDice {d:.3f}  IoU {j:.3f}".strip(), fontsize=8)
+    if legend: _legend(ax)
+
 def show_errors(image, # path, PIL image or array
                 gt, # ground-truth mask (file, PIL image or array), the image's size
                 pred, # predicted mask of the same shape (file, PIL image, array or `LesionMask`)
@@ -96,11 +104,7 @@ def show_errors(image, # path, PIL image or array
                ):
     "Draw the error overlay of one image with its Dice and IoU; return the figure."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 2.6), dpi=70)
-    gt, pred = lesion_mask(gt, 'ground truth'), lesion_mask(getattr(pred, 'mask', pred), 'prediction')
-    s = mask_scores(pred, gt); d, j = s['dice'].item(), s['iou'].item()
-    ax.imshow(error_overlay(image, gt, pred)); ax.axis('off')
-    ax.set_title(f"{title}\nDice {d:.3f}  IoU {j:.3f}".strip(), fontsize=8)
-    if legend: _legend(ax)
+    _error_panel(ax, image, mask_of(gt, 'ground truth'), mask_of(pred, 'prediction'), title, legend)
     return ax.figure
 
 # %% ../nbs/api/14_viz.ipynb #58c4ef7b
@@ -119,9 +123,8 @@ def show_results(images:list, # images (paths or arrays)
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
     for k, ax in enumerate(axs.flat):
         if k >= n: ax.axis('off'); continue
-        g = lesion_mask(gts[k], f'ground truth {k}')
-        p = lesion_mask(getattr(preds[k], 'mask', preds[k]), f'prediction {k}')
-        show_errors(images[k], g, p, titles[k] if titles else '', ax=ax, legend=k == 0)
+        g, p = mask_of(gts[k], f'ground truth {k}'), mask_of(preds[k], f'prediction {k}')
+        _error_panel(ax, images[k], g, p, titles[k] if titles else '', legend=k == 0)
     fig.tight_layout(pad=0.4)
     return fig
 
