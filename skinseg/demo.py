@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Annotated
 from fastcore.script import call_parse
 from .basics import SkinsegError, save_png, written_by_skinseg, check_count, find_data_dir
-from .model import WEIGHTS_NAME
-from .checkpoint import CHECKPOINT_NAME
 from .images import lesion_mask
 from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
 from .layouts import find_pairs
 from .splits import read_split
 from .metrics import evaluate_dirs
-from .train import train, check_train_options
+from .train import train, check_train_options, check_out
 from .viz import show_results
 
 # %% ../nbs/api/18_demo.ipynb #d21e8528
@@ -48,14 +46,13 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
              size:tuple=(96, 128), # training size (height, width)
              pretrained:bool=True, # ImageNet encoder when downloadable (falls back to scratch offline)
              quiet:bool=False, # print nothing but warnings and errors
-             overwrite:bool=False, # replace an earlier demo's model and results in `out` (else refused)
+             overwrite:bool=False, # replace an earlier demo's model (`out/model`) and results (else refused)
             ) -> dict:
     "Train briefly, predict the validation images at full size, score and draw them; return the summary."
     check_count(n_images, '--n-images'); size = check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
     if n_images < 20: raise SkinsegError(f"--n-images {n_images} is too few: the demo trains on batches of 16 and holds a fifth out for validation, so it needs at least 20")
     out = Path(out)
-    if not overwrite and ((out/'summary.json').exists() or any((out/'model'/f).exists() for f in (WEIGHTS_NAME, CHECKPOINT_NAME))):
-        raise SkinsegError(f"{out} already holds a demo's trained model and results: pass --overwrite to replace them, or choose another --out")
+    check_out(out/'model', overwrite=overwrite, offer_resume=False)  # train's rule, worded without the --resume the demo lacks
     out.mkdir(parents=True, exist_ok=True)
     data_dir, what = demo_data(data, out)
     if not quiet: print(f"skinseg demo: data = {what}")

@@ -144,6 +144,7 @@ def check_out(out, # output folder (`--out`)
               resume:bool=False, # continue the run in `out` (`--resume`)
               overwrite:bool=False, # replace the run in `out` (`--overwrite`)
               split_csv=None, # the split CSV given with `--split`, or None
+              offer_resume:bool=True, # name `--resume` in the refusal (False for a command without it: `skinseg demo`)
              ):
     "Refuse a run that would replace `out`'s trained model unasked, or write its split.csv over the `--split` input."
     out = Path(out)
@@ -151,7 +152,8 @@ def check_out(out, # output folder (`--out`)
     if split_csv and not resume and _same_path(split_csv, out/'split.csv'):
         raise file_error(split_csv, "this --split file is where train writes the split it uses (--out's split.csv): move it out of --out, or choose another --out")
     if not (resume or overwrite) and any((out/f).exists() for f in (WEIGHTS_NAME, CHECKPOINT_NAME)):
-        raise SkinsegError(f"{out} already holds a trained model: pass --resume to continue it, --overwrite to replace it, or choose another --out")
+        raise SkinsegError(f"{out} already holds a trained model: pass {'--resume to continue it, ' if offer_resume else ''}"
+                           "--overwrite to replace it, or choose another --out")
 
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,

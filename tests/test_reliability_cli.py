@@ -378,8 +378,9 @@ def test_demo_refuses_too_few_images_and_an_earlier_demo(tmp_path):
     "Both refused before any work; the earlier demo's model is kept."
     one_error_line(run_inprocess('demo', '--n-images', 12, '--out', tmp_path/'d'), 'demo', contains='--n-images 12 is too few')
     (tmp_path/'d'/'model').mkdir(parents=True); (tmp_path/'d'/'model'/WEIGHTS_NAME).write_bytes(b'mine')
-    one_error_line(run_inprocess('demo', '--out', tmp_path/'d', '--size', 32, 32, '--epochs', 1), 'demo', tmp_path/'d',
-                   contains="already holds a demo's trained model and results: pass --overwrite")
+    line = one_error_line(run_inprocess('demo', '--out', tmp_path/'d', '--size', 32, 32, '--epochs', 1), 'demo', tmp_path/'d'/'model',
+                          contains="already holds a trained model: pass --overwrite to replace it, or choose another --out")
+    assert '--resume' not in line, line  # train's rule, in the demo's words: the demo has no --resume
     assert (tmp_path/'d'/'model'/WEIGHTS_NAME).read_bytes() == b'mine'
 
 # ## A run killed while writing its checkpoint keeps the previous one
