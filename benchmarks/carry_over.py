@@ -13,7 +13,8 @@ One run per call; each appends its record to benchmarks/results/carry_over.json 
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
 `--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size;
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
-`--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`).
+`--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`);
+`--failures RUN_DIR...` lists the ISIC test images each run scores below IoU 0.65 (0 in threshold Jaccard) and those all fail.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import hardware, command, now_utc, RESULTS, REPO, rel
@@ -117,6 +118,17 @@ class BoundaryCEDiceLoss(CEDiceLoss):
         p = pred.as_subclass(torch.Tensor).float().softmax(1)[:, 1]
         return super().forward(pred, targ) + self.boundary_weight * (p * torch.from_numpy(phi).to(p)).mean()
 
+class LovaszCELoss(CEDiceLoss):
+    "Cross-entropy plus, in place of the Dice term, the Lovasz hinge of Berman et al. 2018 (CVPR) per image: a convex surrogate of each image's IoU (smp's `LovaszLoss`)."
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        from segmentation_models_pytorch.losses import LovaszLoss
+        self.lovasz = LovaszLoss('binary', per_image=True)
+    def forward(self, pred, targ):
+        pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
+        logit = (pred[:, 1] - pred[:, 0])[:, None]  # the softmax's lesion probability is sigmoid of this
+        return F.cross_entropy(pred, targ) + self.lovasz(logit, (targ == 1).float()[:, None])
+
 def signed_distance(m:np.ndarray) -> np.ndarray:
     "Euclidean distance in pixels to the border of boolean mask `m`: positive outside, negative inside; zeros for an empty or full mask."
     if m.all() or not m.any(): return np.zeros(m.shape, np.float32)
@@ -174,6 +186,20 @@ def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
                 model_dir=rel(model_dir), command=command(), when_utc=now_utc(),
                 threshold=0.5, data='isic_test (1,000 ISIC 2017 images, 256x256)', by_quarter=q.reset_index().to_dict('records'))
 
+def failures(model_dirs:list, te:pd.DataFrame) -> dict:
+    "The ISIC test images each trained run scores below the ISIC threshold (IoU 0.65, counted as 0 by threshold Jaccard) at 0.5, and those all runs fail."
+    ious, runs = [], []
+    for d in model_dirs:
+        s = score(d, te, thresholds=[0.5])
+        ious.append(s['iou'][:, 0]); runs.append(dict(model_dir=rel(d), below=int((s['iou'][:, 0] < 0.65).sum())))
+    iou = np.stack(ious); gt = s['gt_px'][:, 0] / (256 * 256); all_fail = (iou < 0.65).all(0)
+    return dict(benchmark='carry_over_failures', command=command(), when_utc=now_utc(), threshold=0.5, iou_below=0.65,
+                data='isic_test (1,000 ISIC 2017 images, 256x256)', runs=runs, failed_by_all=int(all_fail.sum()),
+                failed_by_any=int((iou < 0.65).any(0).sum()), failed_by_all_ids=te.image_id[all_fail].tolist(),
+                failed_by_all_mean_iou=round(float(iou.mean(0)[all_fail].mean()), 3),
+                lesion_share_median=dict(failed_by_all=round(float(np.median(gt[all_fail])), 3), all_images=round(float(np.median(gt)), 3)),
+                share_of_a_runs_failures_failed_by_all=round(float(all_fail.sum() / (iou < 0.65).sum(1).mean()), 3))
+
 def table(path=OUT_JSON) -> str:
     "A markdown table of every run in the results file, at 0.5 and at the chosen threshold, and the spread between seeds."
     recs = [r for r in json.loads(Path(path).read_text()) if not r.get('quick')]
@@ -230,6 +256,10 @@ def main():
         for d in sys.argv[sys.argv.index('--by-size') + 1:]:
             rec = by_lesion_size(Path(d)/'model', te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
         return
+    if '--failures' in sys.argv:  # --failures RUN_DIR...: ISIC test images below IoU 0.65 per run and in all, appended to carry_over_failures.json
+        rec = failures([Path(d)/'model' for d in sys.argv[sys.argv.index('--failures') + 1:]], splits()[1].query("part == 'test'"))
+        append_result(rec, RESULTS/'carry_over_failures.json'); print(json.dumps({k: v for k, v in rec.items() if k != 'failed_by_all_ids'}, indent=1))
+        return
     if '--write-split' in sys.argv: print(write_split(Path(sys.argv[sys.argv.index('--write-split') + 1]))); return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default='ham', choices=['ham', 'ham+isic', 'isic'], help='train on HAM10000 train, also on isic_train, or on isic_train alone')
@@ -240,8 +270,8 @@ def main():
                     help="skinseg's standard augmentation; it with zoom-out; flips only; flips with a round black field of view or a Gaussian blur on half the images")
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
     ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
-    ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary'],
-                    help='Dice term of CE + Dice (per image or pooled over the batch), or per-image CE + Dice + boundary loss')
+    ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary', 'lovasz'],
+                    help='Dice term of CE + Dice (per image or pooled over the batch), per-image CE + Dice + boundary loss, or CE + per-image Lovasz hinge')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--epochs', type=int, default=5)
     ap.add_argument('--size', type=int, nargs=2, default=[96, 128])
@@ -266,6 +296,7 @@ def main():
     torch.set_num_threads(a.threads)
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '') + ('_calibtrained' if a.train_on_calib else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else '')
+                         + (f"_lr{a.lr:g}" if a.lr != 1e-3 else '') + (f"_bs{a.bs}" if a.bs != 16 else '')
                          + ('_bf16' if bf16_supported('cpu') else ''))  # bfloat16 training is not compared as if float32
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training'].get('variant') or a.name or f'skinseg_train_{a.rescore.name}'
@@ -305,6 +336,7 @@ def train_model(a, variant, out, size, df, train_df):
     learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out)
     if a.loss == 'pooled': learn.loss_func = PooledCEDiceLoss()
     if a.loss == 'boundary': learn.loss_func = BoundaryCEDiceLoss()
+    if a.loss == 'lovasz': learn.loss_func = LovaszCELoss()
     learn.remove_cb(ProgressCallback)
     t0 = time.time()
     learn.fit_one_cycle(a.epochs, a.lr, cbs=[CSVLogger('log.csv')])

@@ -162,3 +162,29 @@ def test_carry_over_scores_with_skinsegs_metrics(tmp_path):
     np.testing.assert_allclose(s['area_ratio'][:, 1], ref.area_ratio, atol=1e-6)
     summary = co.summarize(s, 1)
     assert summary['n'] == 4 and abs(summary['dice'] - round(ref.dice.mean(), 4)) < 1e-9
+
+def test_carry_over_lovasz_loss():
+    "`--loss lovasz`: cross-entropy plus smp's per-image Lovasz hinge; 0 for a confident right answer, smaller for a better one, with a gradient."
+    import torch
+    co = load('carry_over')
+    t = torch.zeros(2, 8, 8, dtype=torch.long); t[:, 2:6, 2:6] = 1
+    right = torch.stack([(t == 0).float(), (t == 1).float()], 1) * 20
+    half = right.clone(); half[:, :, 2:4] = 0  # unsure on a quarter of the lesion
+    wrong = right.flip(1).requires_grad_()
+    loss = co.LovaszCELoss()
+    assert loss(right, t).item() < 1e-6 < loss(half, t).item() < loss(wrong, t).item()
+    loss(wrong, t).backward()
+    assert wrong.grad.abs().sum() > 0
+
+def test_carry_over_failures_lists_the_images_every_run_fails(monkeypatch):
+    "`--failures`: per run, the images below IoU 0.65 at threshold 0.5 (as `score` gives them); in all runs, the images every run has below it."
+    import numpy as np, pandas as pd
+    co = load('carry_over')
+    ious = {'a': [0.9, 0.5, 0.6, 0.7], 'b': [0.4, 0.64, 0.9, 0.66]}  # image 1 fails in both; 0, 2 in one each; 3 in none
+    monkeypatch.setattr(co, 'score', lambda d, te, thresholds: dict(iou=np.array(ious[d.name])[:, None], gt_px=np.full((4, 1), 6553.6)))
+    te = pd.DataFrame(dict(image_id=['i0', 'i1', 'i2', 'i3']))
+    rec = co.failures([co.Path('runs/a'), co.Path('runs/b')], te)
+    assert [r['below'] for r in rec['runs']] == [2, 2]
+    assert (rec['failed_by_all'], rec['failed_by_any'], rec['failed_by_all_ids']) == (1, 3, ['i1'])
+    assert rec['failed_by_all_mean_iou'] == 0.57 and rec['share_of_a_runs_failures_failed_by_all'] == 0.5
+    assert rec['lesion_share_median'] == dict(failed_by_all=0.1, all_images=0.1)
