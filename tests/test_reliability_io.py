@@ -277,3 +277,4 @@ def test_predict_names_a_12bit_image(tmp_path, tiny_model_dir):
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stderr.splitlines() if 'dark12.png' in l]
     assert len(lines) == 1 and 'warning' in lines[0] and 'below 4096' in lines[0], r.stderr
+    assert (tmp_path/'masks'/'dark12_segmentation.png').is_file()
