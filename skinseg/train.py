@@ -256,7 +256,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             if overwrite:  # the old run goes as a whole, so the folder never mixes its model with the new split
-                for f in (WEIGHTS_NAME, CONFIG_NAME, CHECKPOINT_NAME, 'log.csv', 'model.onnx', 'model.pt'): (out/f).unlink(missing_ok=True)
+                for f in (WEIGHTS_NAME, CONFIG_NAME, CHECKPOINT_NAME, 'log.csv', *FORMATS.values()): (out/f).unlink(missing_ok=True)
             df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(out/'split.csv', index=False)
     config = meta['config'] if resume else default_config(
         arch=arch, encoder=encoder, input_size=list(size), fov=True, training=dict(
