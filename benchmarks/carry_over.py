@@ -25,7 +25,8 @@ from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, lesion_mask, iter_predict,
                           keep_largest_lesion, field_of_view,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
-from skinseg.basics import atomic_write
+from skinseg.basics import atomic_write, SkinsegError
+from skinseg.tune import check_not_trained_on
 from skinseg.metrics import mask_scores
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
@@ -136,7 +137,7 @@ def signed_distance(m:np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- scoring
 def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none', postprocess=False) -> dict:
-    "skinseg's `mask_scores` per image and threshold (arrays of images x thresholds) at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
+    "skinseg's `mask_scores` per image and threshold (arrays of images x thresholds; `px`: the image's pixel count) at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
     rows = []
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
@@ -144,8 +145,8 @@ def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none',
         g = torch.from_numpy(lesion_mask(mpath))
         p = torch.from_numpy(lm.prob)[None] > thr
         if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
-        rows.append(mask_scores(p, g.expand_as(p)))
-    return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'isic', 'area_ratio', 'pred_px', 'gt_px')}
+        rows.append(dict(mask_scores(p, g.expand_as(p)), px=torch.full((len(thresholds),), g.numel())))
+    return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'isic', 'area_ratio', 'pred_px', 'gt_px', 'px')}
 
 def summarize(s, j) -> dict:
     "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
@@ -154,15 +155,6 @@ def summarize(s, j) -> dict:
                 isic=round(float(c['isic'].mean()), 4), area_ratio_median=round(float(np.median(c['area_ratio'])), 3),
                 too_large_share=round(float((c['pred_px'] > c['gt_px']).mean()), 3),
                 pred_area_mean=round(float(c['pred_px'].mean()), 1), true_area_mean=round(float(c['gt_px'].mean()), 1))
-
-def check_unseen(model_dir:Path, scored:pd.DataFrame):
-    "Refuse to score a `skinseg train` model whose split (its `split.csv`) trained on any of the `scored` images."
-    f = model_dir/'split.csv'
-    if not f.is_file(): return
-    split = read_split(f)
-    seen = set(split.image_id[~split.is_valid]) & set(scored.image_id)
-    if seen: sys.exit(f"{f}: the model trained on {len(seen)} of the {len(scored)} images it would be scored on "
-                      "(HAM10000 validation with the seed-42 split, ISIC test and calibration)")
 
 def append_result(rec, path=OUT_JSON):
     "Append `rec` to the JSON list in `path`, holding a lock on its folder: two runs side by side can finish at the same moment."
@@ -178,13 +170,13 @@ def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
     cfg = json.loads((model_dir/CONFIG_NAME).read_text())
     s = score(model_dir, te, thresholds=[0.5], colour=cfg['training']['args'].get('colour', 'none'))
-    d = pd.DataFrame(dict(frac=s['gt_px'][:, 0] / (256 * 256), dice=s['dice'][:, 0], ratio=s['area_ratio'][:, 0]))
+    d = pd.DataFrame(dict(frac=s['gt_px'][:, 0] / s['px'][:, 0], dice=s['dice'][:, 0], ratio=s['area_ratio'][:, 0]))
     d['quarter'] = pd.qcut(d.frac, 4, labels=['smallest', 'small', 'large', 'largest'])
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
                                                area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
     return dict(benchmark='carry_over_by_size', variant=cfg['training']['variant'], seed=cfg['training']['args']['seed'],
                 model_dir=rel(model_dir), command=command(), when_utc=now_utc(),
-                threshold=0.5, data='isic_test (1,000 ISIC 2017 images, 256x256)', by_quarter=q.reset_index().to_dict('records'))
+                threshold=0.5, data='isic_test (1,000 ISIC 2017 images)', by_quarter=q.reset_index().to_dict('records'))
 
 def failures(model_dirs:list, te:pd.DataFrame) -> dict:
     "The ISIC test images each trained run scores below the ISIC threshold (IoU 0.65, counted as 0 by threshold Jaccard) at 0.5, and those all runs fail."
@@ -192,9 +184,9 @@ def failures(model_dirs:list, te:pd.DataFrame) -> dict:
     for d in model_dirs:
         s = score(d, te, thresholds=[0.5])
         ious.append(s['iou'][:, 0]); runs.append(dict(model_dir=rel(d), below=int((s['iou'][:, 0] < 0.65).sum())))
-    iou = np.stack(ious); gt = s['gt_px'][:, 0] / (256 * 256); all_fail = (iou < 0.65).all(0)
+    iou = np.stack(ious); gt = s['gt_px'][:, 0] / s['px'][:, 0]; all_fail = (iou < 0.65).all(0)
     return dict(benchmark='carry_over_failures', command=command(), when_utc=now_utc(), threshold=0.5, iou_below=0.65,
-                data='isic_test (1,000 ISIC 2017 images, 256x256)', runs=runs, failed_by_all=int(all_fail.sum()),
+                data='isic_test (1,000 ISIC 2017 images)', runs=runs, failed_by_all=int(all_fail.sum()),
                 failed_by_any=int((iou < 0.65).any(0).sum()), failed_by_all_ids=te.image_id[all_fail].tolist(),
                 failed_by_all_mean_iou=round(float(iou.mean(0)[all_fail].mean()), 3),
                 lesion_share_median=dict(failed_by_all=round(float(np.median(gt[all_fail])), 3), all_images=round(float(np.median(gt)), 3)),
@@ -316,7 +308,8 @@ def main():
     df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
 
     if a.rescore is not None:
-        check_unseen(a.rescore, pd.concat([ham_va, isic_te, isic_ca]))
+        try: check_not_trained_on(a.rescore, list(pd.concat([ham_va, isic_te, isic_ca]).image))  # HAM10000 validation, ISIC test and calibration
+        except SkinsegError as e: sys.exit(str(e))
         model_dir, config, train_s = a.rescore, cfg, None
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
     else: model_dir, config, train_s, mean, std = train_model(a, variant, out, size, df, train_df)

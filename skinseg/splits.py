@@ -65,7 +65,8 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
     "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced."
     if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
     les, rng = _lesion_table(df), np.random.default_rng(seed)
-    if k > len(les): raise SkinsegError(f"{k} folds but only {len(les)} lesions: every fold needs at least one; choose at most {len(les)} folds")
+    if k > (n := len(les)):
+        raise SkinsegError(f"{k} folds but only {n} {'images (no lesion ids)' if _no_lesion_ids(df) else 'lesions'}: every fold needs at least one; choose at most {n} folds")
     _warn_if_no_lesions(df)
     total, fold = np.zeros(k), {}
     for stratum in sorted(les.stratum.unique()):
@@ -97,13 +98,12 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
     "Write a reproducible, lesion-grouped, dx-stratified train/validation split (or K folds) as CSV."
     _check_split_options(valid_pct, folds, out)
     df = find_pairs(data_dir)
-    by_image = _no_lesion_ids(df)
-    if folds > (n := df.lesion_id.nunique()):
-        raise file_error(data_dir, f"--folds {folds} is more than its {n} {'images (no lesion ids)' if by_image else 'lesions'}: every fold needs at least one; choose at most {n}")
-    if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # said once, above
-        df = kfold_pairs(df, folds, seed) if folds else split_pairs(df, valid_pct, seed)
+        warnings.simplefilter('ignore')  # said once, below
+        try: df = kfold_pairs(df, folds, seed) if folds else split_pairs(df, valid_pct, seed)
+        except SkinsegError as e: raise file_error(data_dir, str(e)) from None
+    by_image = _no_lesion_ids(df)
+    if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
     col = 'fold' if folds else 'is_valid'
     atomic_write(out, lambda p: df[['image_id', 'lesion_id', 'dx', col]].to_csv(p, index=False))
     summary = (f"{folds} folds of {', '.join(map(str, df.fold.value_counts().sort_index()))} images" if folds else

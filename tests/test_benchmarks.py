@@ -115,6 +115,22 @@ def test_carry_over_rescore_names_a_folder_without_model(tmp_path):
     assert r.returncode == 1 and 'Traceback' not in r.stderr
     assert r.stderr.strip() == f"{tmp_path}: no config.json, not a model folder (this script keeps each run's model in RUN_DIR/model)"
 
+def test_carry_over_rescore_refuses_a_model_trained_on_its_test_images(tmp_path):
+    "`carry_over.py --rescore` on a model whose split.csv trained on ISIC test images stops in one line naming that file, before any scoring."
+    import subprocess, sys, pytest
+    from skinseg.core import find_data_dir, build_model, default_config, save_model
+    if find_data_dir('ham10000') is None or find_data_dir('isic2017_train') is None:
+        pytest.skip("HAM10000 and ISIC 2017 not found under ../shared/data or $SKINSEG_DATA")
+    _, isic = load('carry_over').splits()
+    model = save_model(build_model(), tmp_path/'model', default_config(input_size=[64, 96]))
+    isic.assign(is_valid=isic.part != 'test')[['image_id', 'is_valid']].to_csv(model/'split.csv', index=False)
+    results = BENCH/'results'/'carry_over.json'
+    before = results.read_bytes() if results.is_file() else None
+    r = subprocess.run([sys.executable, str(BENCH/'carry_over.py'), '--rescore', str(model)], capture_output=True, text=True)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().startswith(f"{model/'split.csv'}: the model trained on 1000 of the ") and len(r.stderr.strip().splitlines()) == 1
+    assert (results.read_bytes() if results.is_file() else None) == before  # nothing scored, nothing recorded
+
 def test_carry_over_fov_and_blur_augmentations():
     "`--aug flips+fov` blacks out the outside of a circle and makes the mask background exactly there; `flips+blur` smooths the image only; neither touches validation batches."
     import torch
@@ -181,10 +197,10 @@ def test_carry_over_failures_lists_the_images_every_run_fails(monkeypatch):
     import numpy as np, pandas as pd
     co = load('carry_over')
     ious = {'a': [0.9, 0.5, 0.6, 0.7], 'b': [0.4, 0.64, 0.9, 0.66]}  # image 1 fails in both; 0, 2 in one each; 3 in none
-    monkeypatch.setattr(co, 'score', lambda d, te, thresholds: dict(iou=np.array(ious[d.name])[:, None], gt_px=np.full((4, 1), 6553.6)))
+    monkeypatch.setattr(co, 'score', lambda d, te, thresholds: dict(iou=np.array(ious[d.name])[:, None], gt_px=np.array([[300.], [600.], [900.], [1200.]]), px=np.full((4, 1), 150 * 200)))  # 200x150 images
     te = pd.DataFrame(dict(image_id=['i0', 'i1', 'i2', 'i3']))
     rec = co.failures([co.Path('runs/a'), co.Path('runs/b')], te)
     assert [r['below'] for r in rec['runs']] == [2, 2]
     assert (rec['failed_by_all'], rec['failed_by_any'], rec['failed_by_all_ids']) == (1, 3, ['i1'])
     assert rec['failed_by_all_mean_iou'] == 0.57 and rec['share_of_a_runs_failures_failed_by_all'] == 0.5
-    assert rec['lesion_share_median'] == dict(failed_by_all=0.1, all_images=0.1)
+    assert rec['lesion_share_median'] == dict(failed_by_all=0.02, all_images=0.025)  # of each image's own pixels

@@ -371,7 +371,7 @@ def test_split_more_folds_than_lesions(train_data, tmp_path):
     from skinseg.data import find_pairs
     n = find_pairs(train_data).lesion_id.nunique()
     one_error_line(run_inprocess('split', train_data, '--folds', 20, '--out', tmp_path/'f.csv'), 'split', train_data,
-                   contains=f'--folds 20 is more than its {n} lesions')
+                   contains=f'20 folds but only {n} lesions')
     assert not (tmp_path/'f.csv').exists()
 
 def test_demo_refuses_too_few_images_and_an_earlier_demo(tmp_path):
