@@ -138,10 +138,10 @@ def written_by_skinseg(path, # any file: str or Path
 # %% ../nbs/api/00_basics.ipynb #f5ad1435
 def find_data_dir(name:str='ham10000', # the dataset's folder name under the data root
                  ):
-    "The folder of dataset `name` under `$SKINSEG_DATA` or `../shared/data` upwards, or None."
+    "The folder of dataset `name` under `$SKINSEG_DATA`, else `shared/data/` or `data/` of this folder or one above it; or None."
     roots = [Path(os.environ['SKINSEG_DATA'])] if os.environ.get('SKINSEG_DATA') else []
     here = Path.cwd().resolve()
-    roots += [p/'shared'/'data' for p in [here, *here.parents]]
+    roots += [r for p in [here, *here.parents] for r in (p/'shared'/'data', p/'data')]  # data/: `skinseg download`'s default
     return next((r/name for r in roots if (r/name).is_dir()), None)
 
 # %% ../nbs/api/00_basics.ipynb #5cc9ca89
