@@ -122,7 +122,7 @@ def check_dataset(data_dir, # dataset folder (any layout `find_pairs` knows), or
     problems = _duplicates(images, lambda p: layout_image_id(p, scan.layout), 'image') + _duplicates(masks, mask_id, 'mask')
     if meta is not None:
         problems += [f"{scan.folder}: metadata lists image id {i} more than once" for i in meta.image_id[meta.image_id.duplicated()].unique()]
-    df = find_pairs(scan)
+    df = find_pairs(scan, keep_first=True)  # the duplicates are listed above, not refused
     ids = set(df.image_id)
     problems += [f"{m}: mask without an image" for m in masks if mask_id(m) not in ids]
     from tqdm.auto import tqdm
@@ -143,6 +143,6 @@ def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
     scan = scan_dataset(data_dir)
     problems = check_dataset(scan, workers, progress=not quiet)
     for p in problems: print(p)
-    n = len(find_pairs(scan))
+    n = len(find_pairs(scan, keep_first=True))
     print(f"{n} pairs OK" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found in {data_dir} ({n} images)")
     return int(bool(problems))

@@ -37,14 +37,23 @@ def _is_export(path, fmt) -> bool:
         return any(p.key == 'skinseg_config' for p in onnx.load(str(path), load_external_data=False).metadata_props)
     except Exception: return False  # unreadable, missing, or another kind of file
 
-def _out_path(model_dir, fmt, out):
+def _check_replaceable(model_dir, fmt, out:Path, overwrite:bool):
+    "Refuse to write over `out` unless it is a `fmt` export in the model folder, or `overwrite` and not another file of the model folder."
+    own = out.resolve().parent == Path(model_dir).resolve()
+    if _is_export(out, fmt):
+        if own or overwrite: return
+        raise file_error(out, f"already exists (a skinseg {fmt} export, perhaps of another model): "
+                              f"pass --overwrite to replace it, or choose another --out")
+    if own: raise file_error(out, f"already exists and is not a skinseg {fmt} export (it is a file of the model folder): "
+                                  f"refusing to write over it; choose another --out")
+    if not overwrite: raise file_error(out, f"already exists and is not a skinseg {fmt} export: refusing to write over it; "
+                                            f"pass --overwrite to replace it, or choose another --out")
+
+def _out_path(model_dir, fmt, out, overwrite:bool=False):
     if fmt not in FORMATS: raise SkinsegError(f"unknown export format {fmt!r}: choose one of {tuple(FORMATS)}")
     out = Path(out) if out is not None else Path(model_dir)/FORMATS[fmt]
     if out.is_dir() or not out.suffix: out = out/FORMATS[fmt]  # a folder, existing or to be made
-    if out.exists() and not _is_export(out, fmt):
-        own = Path(model_dir).resolve() in (out.resolve().parent, out.resolve())
-        raise file_error(out, f"already exists and is not a skinseg {fmt} export{' (it is a file of the model folder)' if own else ''}: "
-                              f"refusing to write over it; choose another --out")
+    if out.exists(): _check_replaceable(model_dir, fmt, out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -72,12 +81,13 @@ def _quiet_exporter():
 def export_onnx(model_dir, # skinseg model folder
                 out=None, # file or folder to write; default `model_dir/model.onnx`
                 opset:int=18, # ONNX opset: 17 up to the newest the installed `onnx` knows
+                overwrite:bool=False, # replace an existing `out` other than an export in the model folder (never its other files)
                ) -> Path:
     "Export a skinseg model to ONNX with a dynamic batch axis and its config as metadata."
     import onnx
     _check_opset(opset)
     net, cfg = load_model(model_dir)
-    out = _out_path(model_dir, 'onnx', out)
+    out = _out_path(model_dir, 'onnx', out, overwrite)
     def write(tmp):
         with _quiet_exporter():
             torch.onnx.export(net, (_example_input(cfg),), str(tmp), input_names=['image'], output_names=['logits'],
@@ -93,10 +103,11 @@ def export_onnx(model_dir, # skinseg model folder
 # %% ../nbs/api/16_export.ipynb #9d6939d2
 def export_torchscript(model_dir, # skinseg model folder
                        out=None, # file or folder to write; default `model_dir/model.pt`
+                       overwrite:bool=False, # replace an existing `out` other than an export in the model folder (never its other files)
                       ) -> Path:
     "Export a skinseg model to TorchScript (`torch.jit.trace`) with `config.json` inside the archive."
     net, cfg = load_model(model_dir)
-    out = _out_path(model_dir, 'torchscript', out)
+    out = _out_path(model_dir, 'torchscript', out, overwrite)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter('ignore')  # deprecation notice of torch.jit.trace
         ts = torch.jit.trace(net, _example_input(cfg), check_trace=False)  # compared below instead
@@ -124,6 +135,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
                    opset:int=18, # ONNX opset: 17 up to the newest the installed onnx knows
                    check_images:str=None, # folder of images to compare PyTorch and the export on
                    quiet:bool=False, # print nothing unless the export is not faithful
+                   overwrite:bool=False, # replace an existing --out file (else only an earlier export in the model folder is replaced)
                   ) -> int:
     "Export a trained model to ONNX or TorchScript and check that it predicts the same masks."
     if format not in FORMATS: raise SkinsegError(f"unknown export format {format!r}: choose one of {tuple(FORMATS)}")
@@ -133,7 +145,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
         images = find_images(check_images)[:16]
         if not images: raise file_error(check_images, "--check-images: no image files in this folder")
     else: images = [np.random.default_rng(i).integers(0, 256, (150, 200, 3), dtype=np.uint8) for i in range(4)]
-    path = export_onnx(model_dir, out, opset) if format == 'onnx' else export_torchscript(model_dir, out)
+    path = export_onnx(model_dir, out, opset, overwrite) if format == 'onnx' else export_torchscript(model_dir, out, overwrite)
     cmp = compare_exported(model_dir, path, images)
     ok = cmp['mask_pixels_differing'] <= 1e-4 * cmp['pixels']
     if quiet and ok: return 0

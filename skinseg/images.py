@@ -134,17 +134,16 @@ def _grey_lesion(a:np.ndarray):
     return a > 128, None
 
 def _palette_levels(img:Image.Image):
-    "`(uint8 levels, None)` of a palette mask by the mask rule, or `(None, why it is refused)`."
-    idx = np.asarray(img)
-    used = np.flatnonzero(np.bincount(idx.ravel(), minlength=256))
-    pal = np.array(img.getpalette() or [], np.uint8).reshape(-1, 3)
-    pal = np.vstack([pal, np.zeros((256 - len(pal), 3), np.uint8)]) if len(pal) < 256 else pal
-    if (pal[used] == pal[used, :1]).all(): return pal[:, 0][idx], None  # a grey palette: its grey levels
-    labels = used[used > 0].tolist()
-    if 255 in labels and len(labels) > 1:
+    "`(uint8 levels, None)` of a palette mask read by its colours, as an RGB mask of them is, or `(None, why it is refused)`."
+    a, why = _colour_levels(img.convert('RGB'))  # by colour, not index: PIL's adaptive palette may put the lesion at index 0
+    if why is None: return a, None
+    pal = np.asarray(img.getpalette() or [0, 0, 0], np.uint8).reshape(-1, 3)
+    used = np.flatnonzero(np.bincount(np.asarray(img).ravel()))
+    labels = [i for i in used.tolist() if i < len(pal) and pal[i].any()]  # the indices of its colours other than black
+    if 0 in labels: return None, f"palette {why}"
+    if 255 in labels:
         return None, f"palette mask uses index 255 (VOC 'void', the unsure border) beside lesion index {labels[0]}: skinseg has no ignore label; relabel 255 as lesion or background"
-    if len(labels) > 1: return None, f"palette mask has {len(labels)} non-zero labels ({_shown(labels)}): expected background 0 and one lesion label"
-    return np.where(idx > 0, 255, 0).astype(np.uint8), None
+    return None, f"palette mask has {len(labels)} non-zero labels ({_shown(labels)}) of different colours: expected black background 0 and one lesion label"
 
 def _colour_levels(img:Image.Image):
     "`(uint8 levels, None)` of an RGB(A) mask by the mask rule, or `(None, why it is refused)`."
@@ -187,7 +186,7 @@ def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, n
                   name:str='mask', # what to call it in an error
                  ) -> np.ndarray:
     "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5."
-    if isinstance(mask, Image.Image): return lesion_mask(mask, name)  # by its mode: a palette's indices are labels
+    if isinstance(mask, Image.Image): return lesion_mask(mask, name)  # by its mode: a palette by its colours
     if hasattr(mask, 'detach'): mask = mask.detach().cpu().numpy()  # a torch tensor, wherever it lives
     a = np.asarray(mask)
     if a.ndim == 0: raise SkinsegError(f"{name}: expected an HxW mask array, got {type(mask).__name__}")
@@ -245,7 +244,7 @@ def find_images(paths, # files and/or folders
     "Files named in `paths` (as given), and the image files in its folders (sorted), without duplicates."
     exclude = Path(exclude).resolve() if exclude is not None else None
     def wanted(f, root):
-        return (is_image_file(f) and not any(part.startswith('.') for part in f.relative_to(root).parts) and f.is_file()
+        return (is_image_file(f) and not any(part.startswith('.') for part in f.relative_to(root).parts) and not f.is_dir()  # a broken link is kept, to be reported
                 and not (exclude is not None and exclude in f.resolve().parents))
     files = []
     for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):

@@ -154,14 +154,23 @@ def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned
     return scan
 
 # %% ../nbs/api/05_layouts.ipynb #f42a5cbd
+def _by_id(paths, id_of, what:str, keep_first:bool) -> dict:
+    "`{id: path}` of `paths`; a second file of an id is refused, naming both, unless `keep_first` keeps the first."
+    found = {}
+    for p in paths:
+        i = id_of(p)
+        if i not in found: found[i] = str(p)
+        elif not keep_first: raise file_error(p, f"image id {i} has a second {what} (the first: {found[i]}): remove or rename one of them")
+    return found
+
 def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan_dataset`
+               keep_first:bool=False, # pair the first of an id's two images (or masks) instead of refusing, as `check_dataset` does to list them all
               ) -> pd.DataFrame:
     "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx."
     _, layout, images, masks, meta = scan_dataset(data_dir)
-    mask_of = {}
-    for m in masks: mask_of.setdefault(mask_id(m), str(m))
-    df = pd.DataFrame({'image_id': [layout_image_id(p, layout) for p in images], 'image': [str(p) for p in images]})
-    df = df.drop_duplicates('image_id').reset_index(drop=True)
+    image_of = _by_id(images, lambda p: layout_image_id(p, layout), 'image', keep_first)
+    mask_of = _by_id(masks, mask_id, 'mask', keep_first)
+    df = pd.DataFrame({'image_id': list(image_of), 'image': list(image_of.values())})
     df['mask'] = df.image_id.map(mask_of).astype(object).where(df.image_id.isin(mask_of.keys()), None)
     if meta is not None:
         cols = [c for c in ('lesion_id', 'dx') if c in meta.columns]

@@ -164,6 +164,12 @@ _ISIC_ID = re.compile(r'ISIC_([0-9]{7})$')
 
 def _pred_id(path) -> str: return mask_id(_PRED_SUFFIX.sub('', Path(path).stem))
 
+def _names_id(stem:str, i:str) -> bool:
+    "Whether the name `stem` holds image id `i` whole: its ISIC number anywhere, else `i` beside no other number (bar nnU-Net's `_0000`)."
+    isic = _ISIC_ID.search(i)
+    m = re.search(rf'(?<![0-9A-Za-z]){re.escape(isic.group(1) if isic else i)}(?![0-9A-Za-z])', stem)
+    return bool(m) and (bool(isic) or not re.search('[0-9]', stem[:m.start()] + re.sub('^_0000', '', stem[m.end():])))
+
 def _pred_files(pred_dir:Path, ids:list) -> dict:
     "`{image_id: prediction path}` for `ids`, paired by image id as the ISIC scorer pairs them; missing ids left out."
     files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p) and not is_prob_file(p))
@@ -173,10 +179,8 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
     exact = {p: j for j in ids for p in by_id.get(j, [])}
     for i in ids:
         found = by_id.get(i)
-        if not found:  # a whole id in a longer name: the ISIC number, or nnU-Net's case_001 in case_001_0000
-            key = _ISIC_ID.search(i).group(1) if _ISIC_ID.search(i) else i
-            whole = re.compile(rf'(?<![0-9A-Za-z]){re.escape(key)}(?![0-9A-Za-z])')
-            found = [p for p in files if whole.search(p.stem) and exact.get(p, i) == i]
+        if not found:  # a whole id in a longer name: the ISIC number, nnU-Net's case_001 in case_001_0000; never 'lesion 7 (2)', another id
+            found = [p for p in files if _names_id(p.stem, i) and exact.get(p, i) == i]
         if len(found) > 1: raise file_error(pred_dir, f"{len(found)} predictions for {i}: {', '.join(p.name for p in found[:3])}")
         if found and found[0] in owner: raise file_error(found[0], f"matches two images, {owner[found[0]]} and {i}: rename it to one image id")
         if found: out[i], owner[found[0]] = found[0], i
@@ -205,6 +209,11 @@ def _check_out_csv(out_csv, split=None):
     if not head.startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
         raise file_error(out, "already exists and is not a scores CSV of skinseg evaluate: refusing to write over it; choose another --csv")
 
+def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):
+    "Raise a `SkinsegError` if a prediction is the ground-truth file itself: it would score Dice 1 without a word."
+    same = next((i for i, p in preds.items() if p.samefile(gts[i])), None)
+    if same is not None: raise file_error(pred_dir, f"holds the ground-truth masks themselves ({preds[same].name} is the ground truth of {same}): give the folder of predicted masks")
+
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
                   pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)
                   out_csv:str|Path|None=None, # where to write the per-image scores
@@ -227,6 +236,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         gts, without = {i: gts[i] for i in ids}, [i for i in without if i in set(ids)]
     if not gts: raise file_error(gt_dir, "no ground-truth masks found" + (f" ({len(without)} images without one)" if without else ""))
     preds = _pred_files(pred_dir, list(gts))
+    _check_not_ground_truth(preds, gts, pred_dir)
     rows = []
     for image_id, gpath in gts.items():
         if image_id not in preds: raise file_error(pred_dir/f'{image_id}_segmentation.png', f"prediction missing for {image_id}")
@@ -236,7 +246,8 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
     cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
-    if out_csv is not None: Path(out_csv).parent.mkdir(parents=True, exist_ok=True); df.to_csv(out_csv, index=False)
+    if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
+        Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     return summary | (dict(without_ground_truth=len(without)) if without else {}), df
 

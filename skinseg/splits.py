@@ -15,7 +15,7 @@ __all__ = ['split_pairs', 'kfold_pairs', 'skinseg_split', 'read_split', 'apply_s
 # %% ../nbs/api/06_splits.ipynb #isplits
 from .basics import *
 from .layouts import find_pairs, find_pairs_of, read_table
-import sys, warnings
+import os, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.script import call_parse
@@ -48,6 +48,7 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                ) -> pd.DataFrame:
     "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"valid_pct must be in [0, 1), got {valid_pct}")
+    check_seed(seed, 'seed')
     _warn_if_no_lesions(df)
     les, rng, valid = _lesion_table(df), np.random.default_rng(seed), set()
     for stratum in sorted(les.stratum.unique()):
@@ -64,6 +65,7 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                ) -> pd.DataFrame:
     "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced."
     if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
+    check_seed(seed, 'seed')
     les, rng = _lesion_table(df), np.random.default_rng(seed)
     if k > (n := len(les)):
         raise SkinsegError(f"{k} folds but only {n} {'images (no lesion ids)' if _no_lesion_ids(df) else 'lesions'}: every fold needs at least one; choose at most {n} folds")
@@ -80,13 +82,25 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
     return df.assign(fold=df.lesion_id.map(fold).astype(int).values)
 
 # %% ../nbs/api/06_splits.ipynb #1019df99
-def _check_split_options(valid_pct, folds, out):
-    "Refuse `skinseg split` options that cannot work, before any folder is read."
+_SPLIT_HEADERS = (b'image_id,lesion_id,dx,is_valid', b'image_id,lesion_id,dx,fold')  # the first lines `skinseg split` writes
+
+def _is_split_csv(path:Path) -> bool:
+    "Whether `path` is a file `skinseg split` wrote (its first line is a split CSV's header), so it may be replaced."
+    if not path.is_file(): return False
+    try:
+        with open(path, 'rb') as f: return f.readline(100).rstrip(b'\r\n') in _SPLIT_HEADERS
+    except OSError: return False
+
+def _check_split_options(valid_pct, folds, seed, out):
+    "Refuse `skinseg split` options that cannot work, and an --out that is not skinseg's to replace, before any folder is read."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"--valid-pct must be in [0, 1), got {valid_pct}")
     if not is_whole(folds) or folds == 1 or folds < 0: raise SkinsegError(f"--folds must be at least 2 (or 0 for one split), got {folds}")
+    check_seed(seed)
     out = Path(out)
     if out.is_dir(): raise file_error(out, "--out is a folder; give a CSV file name")
     if not out.parent.is_dir(): raise file_error(out.parent, "no such folder (for --out)")
+    if os.path.lexists(out) and not _is_split_csv(out):
+        raise file_error(out, "already exists and is not a split CSV of skinseg split: refusing to write over it; choose another --out")
 
 @call_parse
 def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nnU-Net, or images/ + masks/
@@ -96,7 +110,7 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
                   out:str='split.csv', # CSV file to write
                  ) -> int:
     "Write a reproducible, lesion-grouped, dx-stratified train/validation split (or K folds) as CSV."
-    _check_split_options(valid_pct, folds, out)
+    _check_split_options(valid_pct, folds, seed, out)
     df = find_pairs(data_dir)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # said once, below

@@ -1,0 +1,120 @@
+"""`skinseg train` and `skinseg demo` never replace what a user keeps in --out: a split or log of their own, their masks
+(or the dataset's ground truth); and a run that replaces a model (--overwrite) keeps the old one until the new one is saved."""
+import shutil
+from pathlib import Path
+import pandas as pd
+import pytest
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+
+from skinseg.basics import written_by_skinseg
+from skinseg.core import load_model, WEIGHTS_NAME
+from conftest import run_inprocess, make_dataset
+from test_reliability_cli import one_error_line, TRAIN_FAST
+
+DEMO_FAST = ['--n-images', '24', '--epochs', '1', '--size', '32', '32', '--no-pretrained', '--quiet']
+
+@pytest.fixture
+def train_data(tmp_path) -> Path: return make_dataset(tmp_path/'train data', n=8, size=(32, 40))
+
+class Stop(Callback):
+    "Raise KeyboardInterrupt (Ctrl-C) during the first epoch, before anything of it is saved, or right after it is."
+    def __init__(self, saved:bool=False): self.saved = saved
+    order = 90  # after TrainTracker
+    def after_train(self):
+        if not self.saved: raise KeyboardInterrupt('Ctrl-C during the first epoch')
+    def after_epoch(self):
+        if self.saved: raise KeyboardInterrupt('Ctrl-C after the first epoch was saved')
+
+def stop_runs(monkeypatch, saved:bool=False):
+    "Make every training run in this test stop as `Stop(saved)` does."
+    fit = Learner.fit
+    monkeypatch.setattr(Learner, 'fit', lambda self, *a, cbs=None, **kw: fit(self, *a, cbs=list(cbs or []) + [Stop(saved)], **kw))
+
+def files(folder:Path, but=()) -> dict: return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name not in but}
+
+# ## train: a split.csv or log.csv of the user's own in --out
+
+def test_train_keeps_a_fold_csv_and_a_log_of_the_users(train_data, tmp_path):
+    "A 3-fold CSV written as --out's split.csv, then a log.csv of the user's own: each refused by name, kept; --overwrite replaces them."
+    out = tmp_path/'exp'; out.mkdir()
+    assert run_inprocess('split', train_data, '--folds', 3, '--out', out/'split.csv').returncode == 0
+    folds = (out/'split.csv').read_bytes()
+    one_error_line(run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet'), 'train', out/'split.csv',
+                   contains='already exists and is not the split this run makes')
+    assert files(out) == {'split.csv': folds}
+    (out/'split.csv').rename(tmp_path/'folds.csv'); (out/'log.csv').write_text('date,note\n2026-12-01,lr 1e-3 too high\n')
+    one_error_line(run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet'), 'train', out/'log.csv',
+                   contains='already exists and is not a log of skinseg train')
+    assert files(out) == {'log.csv': b'date,note\n2026-12-01,lr 1e-3 too high\n'}
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet', '--overwrite')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0] and (out/WEIGHTS_NAME).is_file()
+
+def test_train_starts_again_after_a_stop_in_its_first_epoch(train_data, tmp_path, monkeypatch):
+    """Stopped before its first checkpoint, a run leaves no split; the same command then trains with no --overwrite,
+    also over the split.csv an older skinseg wrote at the start of such a run."""
+    out = tmp_path/'run'
+    stop_runs(monkeypatch)
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet')
+    assert r.returncode == 130 and 'interrupted' in r.stderr, r.stderr[-2000:]
+    assert sorted(files(out)) == ['log.csv'], "the stopped run left a split with no checkpoint"
+    monkeypatch.undo()
+    from skinseg.train import split_text
+    from skinseg.splits import training_split
+    (out/'split.csv').write_text(split_text(training_split(train_data)))  # as an older skinseg left it
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0] and (out/WEIGHTS_NAME).is_file()
+
+# ## train --overwrite: the old model stays until the new one is saved
+
+def test_overwrite_stopped_in_its_first_epoch_keeps_the_old_model(train_data, tmp_path, monkeypatch):
+    """Ctrl-C in the first epoch of an --overwrite run: the old model, config, checkpoint, split and export are all still there.
+    Stopped once its first epoch is saved, the new run is there whole (model, checkpoint, its own split): --resume finishes it."""
+    out = tmp_path/'run'
+    assert run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet').returncode == 0
+    (out/'model.onnx').write_bytes(b'the old run, exported')
+    old = files(out, but=['log.csv'])
+    stop_runs(monkeypatch)
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 3, '--overwrite', '--quiet')
+    assert r.returncode == 130 and 'interrupted' in r.stderr, r.stderr[-2000:]
+    assert files(out, but=['log.csv']) == old
+    assert load_model(out)[1]['training']['run']['seed'] == 42  # the old model, usable
+    monkeypatch.undo(); stop_runs(monkeypatch, saved=True)
+    r = run_inprocess('train', train_data, '--out', out, '--epochs', 2, *TRAIN_FAST[2:], '--seed', 3, '--valid-pct', 0.4, '--overwrite', '--quiet')
+    assert r.returncode == 130, r.stderr[-2000:]
+    monkeypatch.undo()
+    from skinseg.train import read_checkpoint, split_text
+    from skinseg.splits import training_split
+    assert read_checkpoint(out/'checkpoint.safetensors')[1]['epoch'] == 1 and not (out/'model.onnx').exists()
+    assert (out/'split.csv').read_text() == split_text(training_split(train_data, 0.4, 3)) != old['split.csv'].decode()
+    r = run_inprocess('train', train_data, '--out', out, '--resume', '--quiet')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1] and load_model(out)[1]['training']['run']['seed'] == 3
+
+# ## demo: --out is the dataset, or holds masks of the user's own
+
+def test_demo_into_the_dataset_folder_is_refused(tmp_path):
+    "`demo --data ds --out ds` would write its predictions over ds/masks and score them against themselves: refused, even with --overwrite."
+    data = make_dataset(tmp_path/'ds3', n=24)
+    before = files(data/'masks')
+    for extra in ([], ['--overwrite']):
+        one_error_line(run_inprocess('demo', '--data', data, '--out', data, *DEMO_FAST, *extra), 'demo', data/'masks',
+                       contains='holds the ground-truth masks of --data')
+    assert files(data/'masks') == before and not (data/'model').exists()
+
+def test_demo_keeps_the_users_masks_and_results(tmp_path):
+    "Masks of the user's own in --out/masks are refused (with --overwrite too), a picture of theirs unless --overwrite."
+    data, out = make_dataset(tmp_path/'ds', n=24), tmp_path/'out'
+    shutil.copytree(data/'masks', out/'masks'); (out/'errors.png').write_bytes(b'my picture')
+    for extra in ([], ['--overwrite']):
+        one_error_line(run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST, *extra), 'demo', out/'masks',
+                       contains='was not written by skinseg (nor were 23 more files there)')
+    assert files(out/'masks') == files(data/'masks')
+    shutil.rmtree(out/'masks')
+    one_error_line(run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST), 'demo', out/'errors.png', contains='pass --overwrite to replace it')
+    assert files(out) == {'errors.png': b'my picture'}
+    r = run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST, '--overwrite')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert written_by_skinseg(out/'errors.png') and all(written_by_skinseg(f) for f in (out/'masks').iterdir())
