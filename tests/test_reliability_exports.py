@@ -30,7 +30,7 @@ def set_config(model, **kw):
 
 @needs_onnx
 def test_calibrate_removes_the_exports_it_makes_out_of_date(model, synthetic_data):
-    "`export mc; calibrate mc isic` said 'threshold 0.5 -> 0.8' but model.onnx and model.pt kept 0.5 (other masks on 40 of 40 images)."
+    "After `export` then `calibrate` moves the threshold, the model.onnx and model.pt still on the old one are removed, one warning line each."
     set_config(model, threshold=0.95)
     onnx_file, pt_file = export_onnx(model), export_torchscript(model)
     r = run_inprocess('calibrate', model, synthetic_data, '--quiet')
@@ -58,7 +58,7 @@ def test_record_inference_options_removes_only_an_export_that_predicts_otherwise
 
 @pytest.mark.parametrize('fmt', FORMATS)
 def test_export_refuses_to_replace_another_models_deployed_file(model, tiny_model_dir, tmp_path, fmt):
-    "`export mc --out deploy/clinic_model.onnx; export tiny --out deploy/clinic_model.onnx` replaced the clinic's model, exit 0."
+    "A second model exported to the file of a first (`--out deploy/clinic_model.onnx`) is refused in one line; `--overwrite` replaces it."
     write = export_onnx if fmt == 'onnx' else export_torchscript
     deployed = write(tiny_model_dir, tmp_path/'deploy'/f"clinic_model.{'onnx' if fmt == 'onnx' else 'pt'}")
     before = deployed.read_bytes()
