@@ -4,7 +4,8 @@ The ground floor every other module stands on. `SkinsegError` is the one kind of
 starts with the file and says what is wrong, so a command prints one line instead of a traceback.
 `atomic_write` (and `save_png`, built on it) writes through a temporary file, so an interrupted run never leaves
 half a model or half a mask; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
-command may replace from a user's own. `ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
+command may replace from a user's own, and `first_line` tells a CSV that skinseg wrote by its header.
+`ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
 `check_count`, `check_flag`, `check_seed`, `check_list`, `check_same_length`, `check_device` and `bf16_supported` answer the questions about options and hardware that several
 modules ask.
 
@@ -14,8 +15,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
-           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg', 'find_data_dir',
-           'check_device', 'bf16_supported']
+           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg', 'first_line',
+           'find_data_dir', 'check_device', 'bf16_supported']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -141,6 +142,16 @@ def written_by_skinseg(path, # any file: str or Path
     try:
         with Image.open(path) as im: return im.format == 'PNG' and im.info.get(_MARK[0]) == _MARK[1]
     except Exception: return False  # unreadable, missing or not an image: not skinseg's
+
+# %% ../nbs/api/00_basics.ipynb #c3a1f0d3
+def first_line(path, # any file: str or Path
+              ) -> bytes|None:
+    "The first line of the plain file `path` (at most 200 bytes, line end removed); None for a link, a folder or no file."
+    path = Path(path)
+    if path.is_symlink() or not path.is_file(): return None
+    try:
+        with open(path, 'rb') as f: return f.readline(200).rstrip(b'\r\n')
+    except OSError: return None
 
 # %% ../nbs/api/00_basics.ipynb #f5ad1435
 def find_data_dir(name:str='ham10000', # the dataset's folder name under the data root

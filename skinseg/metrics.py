@@ -205,8 +205,7 @@ def _check_out_csv(out_csv, split=None):
     if not out.is_file(): return
     if split is not None and Path(split).is_file() and out.samefile(split):
         raise file_error(out, "--csv names the --split file that is read; the scores would replace it: choose another --csv")
-    with open(out, 'rb') as f: head = f.readline(100)
-    if not head.startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
+    if not (first_line(out) or b'').startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
         raise file_error(out, "already exists and is not a scores CSV of skinseg evaluate: refusing to write over it; choose another --csv")
 
 def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):

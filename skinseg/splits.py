@@ -84,13 +84,6 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
 # %% ../nbs/api/06_splits.ipynb #1019df99
 _SPLIT_HEADERS = (b'image_id,lesion_id,dx,is_valid', b'image_id,lesion_id,dx,fold')  # the first lines `skinseg split` writes
 
-def _is_split_csv(path:Path) -> bool:
-    "Whether `path` is a file `skinseg split` wrote (its first line is a split CSV's header), so it may be replaced."
-    if not path.is_file(): return False
-    try:
-        with open(path, 'rb') as f: return f.readline(100).rstrip(b'\r\n') in _SPLIT_HEADERS
-    except OSError: return False
-
 def _check_split_options(valid_pct, folds, seed, out):
     "Refuse `skinseg split` options that cannot work, and an --out that is not skinseg's to replace, before any folder is read."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"--valid-pct must be in [0, 1), got {valid_pct}")
@@ -99,7 +92,7 @@ def _check_split_options(valid_pct, folds, seed, out):
     out = Path(out)
     if out.is_dir(): raise file_error(out, "--out is a folder; give a CSV file name")
     if not out.parent.is_dir(): raise file_error(out.parent, "no such folder (for --out)")
-    if os.path.lexists(out) and not _is_split_csv(out):
+    if os.path.lexists(out) and first_line(out) not in _SPLIT_HEADERS:
         raise file_error(out, "already exists and is not a split CSV of skinseg split: refusing to write over it; choose another --out")
 
 @call_parse

@@ -165,12 +165,6 @@ def split_text(df:pd.DataFrame, # a run's images with image_id, lesion_id, dx an
     "The text of the `split.csv` a run writes into `out`."
     return df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(index=False)
 
-def _is_train_log(f:Path) -> bool:
-    "Whether `f` is a plain file that is empty or begins like a skinseg training log."
-    if f.is_symlink() or not f.is_file(): return False  # the log is appended to in place: a link's target would be written
-    with open(f, 'rb') as fh: head = fh.read(len(LOG_HEADER))
-    return head in (b'', LOG_HEADER.encode())
-
 def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
                     split:str, # the text of the split.csv this run writes (`split_text`)
                    ):
@@ -180,7 +174,8 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
         raise file_error(s, "already exists and is not the split this run makes (a split of your own, or of a run with other settings), "
                          "and train writes its split here: move it out of --out (give it with --split to train on it), "
                          "pass --overwrite to replace it, or choose another --out")
-    if (log.exists() or log.is_symlink()) and not _is_train_log(log):
+    head = first_line(log)  # None for a link too: the log is appended to in place, so a link's target would be written
+    if (log.exists() or log.is_symlink()) and not (head == b'' or head and head.startswith(LOG_HEADER.encode())):
         raise file_error(log, "already exists and is not a log of skinseg train, and train writes its log here: "
                          "move it out of --out, pass --overwrite to replace it, or choose another --out")
 
