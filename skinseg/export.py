@@ -17,7 +17,7 @@ from .basics import *
 from .images import find_images
 from .model import *
 from .core import predict
-import json, io, contextlib, warnings, logging, zipfile
+import json, io, contextlib, warnings, logging
 from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
@@ -30,12 +30,8 @@ def _example_input(cfg, n:int=2) -> torch.Tensor:
 
 def _is_export(path, fmt) -> bool:
     "Whether `path` is a file that skinseg's `fmt` export wrote (it carries the model's config), so a new export may replace it."
-    try:
-        if fmt == 'torchscript':
-            with zipfile.ZipFile(path) as z: return any(n.endswith(f'/extra/{CONFIG_NAME}') for n in z.namelist())
-        import onnx
-        return any(p.key == 'skinseg_config' for p in onnx.load(str(path), load_external_data=False).metadata_props)
-    except Exception: return False  # unreadable, missing, or another kind of file
+    try: return bool(exported_config(path, fmt))
+    except SkinsegError: return False  # unreadable, missing, or another kind of file
 
 def _check_replaceable(model_dir, fmt, out:Path, overwrite:bool):
     "Refuse to write over `out` unless it is a `fmt` export in the model folder, or `overwrite` and not another file of the model folder."

@@ -16,12 +16,12 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
            'FORMAT_VERSION', 'load_encoder_weights', 'build_model', 'default_config', 'save_model', 'is_input_size',
            'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime', 'OnnxModel', 'load_onnx',
-           'load_torchscript', 'load_exported', 'default_model_dir', 'get_model', 'bf16_inference_model',
-           'inference_model']
+           'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir', 'get_model',
+           'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
-import os, json, math, weakref, warnings
+import os, json, math, weakref, warnings, zipfile
 from pathlib import Path
 import torch
 
@@ -269,6 +269,24 @@ def load_exported(path, # exported file: `.onnx` is read as ONNX, anything else 
                  ) -> tuple:
     "`(model, config)` from an exported `.onnx` or TorchScript `.pt` file."
     return load_onnx(path, device) if Path(path).suffix == '.onnx' else load_torchscript(path, device)
+
+# %% ../nbs/api/02_model.ipynb #e7c0f1a2
+def exported_config(path, # a file written by `skinseg export`: str or Path
+                    fmt:str|None=None, # 'onnx' or 'torchscript'; None: by the suffix, as `load_exported` reads it
+                   ) -> dict:
+    "The checked config inside an exported file, read without loading its network; `SkinsegError` for any other file."
+    path, fmt = Path(path), fmt or ('onnx' if Path(path).suffix == '.onnx' else 'torchscript')
+    if not path.is_file(): raise file_error(path, "exported model not found")
+    try:
+        if fmt == 'onnx':
+            import onnx
+            text = next((p.value for p in onnx.load(str(path), load_external_data=False).metadata_props if p.key == 'skinseg_config'), None)
+        else:
+            with zipfile.ZipFile(path) as z: text = next((z.read(n) for n in z.namelist() if n.endswith(f'/extra/{CONFIG_NAME}')), None)
+    except ImportError: raise file_error(path, "reading an ONNX file's config needs the onnx package: pip install 'skinseg[export]'") from None
+    except Exception as e: raise file_error(path, f"not a readable {fmt} export ({type(e).__name__})") from None
+    if text is None: raise file_error(path, "carries no skinseg config: not exported by skinseg")
+    return parse_model_config(text, path)
 
 # %% ../nbs/api/02_model.ipynb #82d75c56
 _MODEL_CACHE, _CACHE_SIZE = {}, 4

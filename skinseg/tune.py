@@ -51,7 +51,7 @@ def export_change(path, # an exported `.onnx` or `.pt` file
                   cfg:dict, # the model's config as it is now
                  ) -> str:
     "How the settings `path` predicts with differ from `cfg` (e.g. 'threshold 0.5 -> 0.8'); '' where they agree."
-    try: exp = load_exported(path)[1]
+    try: exp = exported_config(path)
     except SkinsegError as e: return f"unreadable: {one_line(e, 120)}"
     return ', '.join(f"{k} {exp.get(k)} -> {cfg.get(k)}" for k in _PREDICT_KEYS if exp.get(k) != cfg.get(k))
 
