@@ -27,7 +27,7 @@ from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
 from .layouts import find_pairs
 from .splits import read_split
-from .metrics import evaluate_dirs
+from .metrics import evaluate_dirs, check_scores_csv
 from .train import train, check_train_options, check_out
 from .viz import show_results
 
@@ -69,6 +69,7 @@ def check_demo_out(out:Path, # the demo's output folder
                          "over files of the same names; move them out of it, or choose another --out")
     kept = [] if overwrite else [Path(out)/f for f in DEMO_FILES if (Path(out)/f).exists() and not written_by_skinseg(Path(out)/f)]
     if kept: raise file_error(kept[0], "already exists, and the demo writes its results there: pass --overwrite to replace it, or choose another --out")
+    check_scores_csv(Path(out)/'scores.csv', option='--out')  # with --overwrite too: only an earlier scores CSV is replaced
 
 # %% ../nbs/api/18_demo.ipynb #743d684a
 def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and pictures

@@ -13,7 +13,7 @@ Docs: https://skinseg.github.io/skinseg/api/metrics.html.md"""
 
 # %% auto #0
 __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_scores', 'PerImageMetric', 'GlobalIoU', 'seg_metrics',
-           'evaluate_dirs', 'skinseg_evaluate']
+           'evaluate_dirs', 'check_scores_csv', 'skinseg_evaluate']
 
 # %% ../nbs/api/10_metrics.ipynb #5dc27125
 from .basics import *
@@ -198,16 +198,6 @@ def _check_dirs(gt_dir:Path, pred_dir:Path):
         if not d.exists(): raise file_error(d, "folder not found")
         if not d.is_dir(): raise file_error(d, "not a folder")
 
-def _check_out_csv(out_csv, split=None):
-    "Raise a `SkinsegError` if writing `out_csv` would destroy a file: the split read, or any file but an earlier scores CSV."
-    out = Path(out_csv)
-    if out.is_dir(): raise file_error(out, "is a folder; --csv needs a file name")
-    if not out.is_file(): return
-    if split is not None and Path(split).is_file() and out.samefile(split):
-        raise file_error(out, "--csv names the --split file that is read; the scores would replace it: choose another --csv")
-    if not (first_line(out) or b'').startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
-        raise file_error(out, "already exists and is not a scores CSV of skinseg evaluate: refusing to write over it; choose another --csv")
-
 def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):
     "Raise a `SkinsegError` if a prediction is the ground-truth file itself: it would score Dice 1 without a word."
     same = next((i for i, p in preds.items() if p.samefile(gts[i])), None)
@@ -223,7 +213,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`."
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     _check_dirs(gt_dir, pred_dir)
-    if out_csv is not None: _check_out_csv(out_csv, split)
+    if out_csv is not None: check_scores_csv(out_csv, split)
     if fold is not None and not split: raise SkinsegError('--fold K needs --split FOLDS.csv')
     if split and ids is not None: raise SkinsegError("give the images to score as ids or as a split CSV, not both")
     if split: ids = _split_ids(split, fold)
@@ -249,6 +239,20 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     return summary | (dict(without_ground_truth=len(without)) if without else {}), df
+
+# %% ../nbs/api/10_metrics.ipynb #chkcsv02
+def check_scores_csv(out_csv, # the per-image scores CSV to write: str or Path
+                     split=None, # the split CSV being read, if any: never written over
+                     option:str='--csv', # the option that names `out_csv`, named in the errors
+                    ):
+    "Raise a `SkinsegError` if writing `out_csv` would destroy a file: the split read, or any file but an earlier scores CSV."
+    out = Path(out_csv)
+    if out.is_dir(): raise file_error(out, f"is a folder, where the scores CSV goes: choose another {option}")
+    if not out.is_file(): return
+    if split is not None and Path(split).is_file() and out.samefile(split):
+        raise file_error(out, f"{option} names the --split file that is read; the scores would replace it: choose another {option}")
+    if not (first_line(out) or b'').startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
+        raise file_error(out, f"already exists and is not a scores CSV of skinseg: refusing to write over it; choose another {option}")
 
 # %% ../nbs/api/10_metrics.ipynb #5ee11bc7
 from fastcore.script import call_parse

@@ -118,3 +118,11 @@ def test_demo_keeps_the_users_masks_and_results(tmp_path):
     r = run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST, '--overwrite')
     assert r.returncode == 0, r.stderr[-2000:]
     assert written_by_skinseg(out/'errors.png') and all(written_by_skinseg(f) for f in (out/'masks').iterdir())
+
+def test_demo_keeps_a_scores_csv_of_the_users_before_training(tmp_path):
+    "A scores.csv in --out that is not a skinseg scores CSV is refused with --overwrite too, before any training, and kept."
+    data, out = make_dataset(tmp_path/'ds', n=24), tmp_path/'out'
+    out.mkdir(); (out/'scores.csv').write_text('patient,comment\nA,keep me\n')
+    one_error_line(run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST, '--overwrite'), 'demo', out/'scores.csv',
+                   contains='is not a scores CSV of skinseg: refusing to write over it; choose another --out')
+    assert files(out) == {'scores.csv': b'patient,comment\nA,keep me\n'}  # nothing trained, nothing written
