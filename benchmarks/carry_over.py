@@ -119,17 +119,6 @@ class BoundaryCEDiceLoss(CEDiceLoss):
         p = pred.as_subclass(torch.Tensor).float().softmax(1)[:, 1]
         return super().forward(pred, targ) + self.boundary_weight * (p * torch.from_numpy(phi).to(p)).mean()
 
-class LovaszCELoss(CEDiceLoss):
-    "Cross-entropy plus, in place of the Dice term, the Lovasz hinge of Berman et al. 2018 (CVPR) per image: a convex surrogate of each image's IoU (smp's `LovaszLoss`)."
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        from segmentation_models_pytorch.losses import LovaszLoss
-        self.lovasz = LovaszLoss('binary', per_image=True)
-    def forward(self, pred, targ):
-        pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
-        logit = (pred[:, 1] - pred[:, 0])[:, None]  # the softmax's lesion probability is sigmoid of this
-        return F.cross_entropy(pred, targ) + self.lovasz(logit, (targ == 1).float()[:, None])
-
 def signed_distance(m:np.ndarray) -> np.ndarray:
     "Euclidean distance in pixels to the border of boolean mask `m`: positive outside, negative inside; zeros for an empty or full mask."
     if m.all() or not m.any(): return np.zeros(m.shape, np.float32)
@@ -326,10 +315,9 @@ def train_model(a, variant, out, size, df, train_df):
     dls, _ = dataloaders(df, size, a.bs, a.aug, mean, std, a.seed, a.colour)
     model = build_model('smp', 'resnet34', size=size)  # random init: no pretrained weights here
     bf16 = bf16_supported('cpu')
-    learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out)
+    learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out, loss='ce_lovasz' if a.loss == 'lovasz' else 'ce_dice')
     if a.loss == 'pooled': learn.loss_func = PooledCEDiceLoss()
     if a.loss == 'boundary': learn.loss_func = BoundaryCEDiceLoss()
-    if a.loss == 'lovasz': learn.loss_func = LovaszCELoss()
     learn.remove_cb(ProgressCallback)
     t0 = time.time()
     learn.fit_one_cycle(a.epochs, a.lr, cbs=[CSVLogger('log.csv')])

@@ -120,6 +120,7 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
                         augment:str='standard', # batch augmentation: a name in `AUGMENTATIONS`
                         repeat:list|None=None, # times each folder's training images appear per epoch (see `check_repeat`), or None
                         n_folders:int=1, # dataset folders trained on together (checked against `repeat`)
+                        loss:str='ce_dice', # the loss: a name in `LOSSES`
                        ) -> tuple:
     "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
@@ -136,6 +137,7 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
                            f"not {' '.join(map(str, size))}")
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     if augment not in AUGMENTATIONS: raise SkinsegError(f"unknown augmentation {augment!r}: choose one of {AUGMENTATIONS}")
+    make_loss(loss)
     if repeat is not None: check_repeat(repeat, n_folders)
     return size * 2 if len(size) == 1 else size
 
@@ -198,7 +200,7 @@ class NewRunFiles(Callback):
 
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,
-                      schedule='one_cycle', augment='standard', valid_pct=0.2, wd=0.)
+                      schedule='one_cycle', augment='standard', valid_pct=0.2, wd=0., loss='ce_dice')
 
 def _as_run(k, v):
     "Option `k`'s value `v` in the form a run stores it, to compare."
@@ -237,6 +239,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
           seed:int|None=None, # seed for the split, initialisation and data order; None: 42
           schedule:str|None=None, # 'one_cycle' (cosine warm-up then anneal; None) or 'flat_cos'
           augment:str|None=None, # batch augmentation (`AUGMENTATIONS`): 'standard' (None), or 'flips' (flips only)
+          loss:str|None=None, # the loss (`LOSSES`): 'ce_dice' (cross-entropy + Dice, the recipe; None) or 'ce_lovasz' (+ Lovász hinge)
           repeat:list|None=None, # with several folders: times each folder's training images appear per epoch (`repeat_sources`)
           valid_pct:float|None=None, # validation share, split by lesion; None: 0.2
           split_csv:str|None=None, # use this split (image_id, is_valid; or image_id, fold with `fold`) instead
@@ -261,7 +264,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         _, meta = read_checkpoint(out/CHECKPOINT_NAME)
         run = meta['config']['training']['run']
         if bad := resume_conflicts(run, preset, data_dir=data_dir, epochs=epochs, bs=bs, lr=lr, size=size, arch=arch, encoder=encoder,
-                                   seed=seed, schedule=schedule, augment=augment, repeat=repeat, valid_pct=valid_pct, split=split_csv,
+                                   seed=seed, schedule=schedule, augment=augment, loss=loss, repeat=repeat, valid_pct=valid_pct, split=split_csv,
                                    fold=fold, limit=limit, wd=wd, bf16=bf16, channels_last=None if channels_last else False,
                                    masked_only=masked_only or None):  # a flag left out is not given
             raise file_error(out/CHECKPOINT_NAME, f"--resume continues this run as it was started, but {', '.join(bad)}: "
@@ -271,17 +274,18 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         split_csv, fold, limit, valid_pct = out/'split.csv', None, None, run.get('valid_pct', 0.2)  # the run's split.csv holds its images
         bf16, channels_last = run['bf16'], run['channels_last']
         masked_only, augment, repeat = run.get('masked_only', False), run.get('augment', 'standard'), run.get('repeat')
+        loss = run.get('loss', 'ce_dice')  # runs before --loss existed trained with CE + Dice
         start_epoch, best, history = meta['epoch'], meta['best'], meta['history']
         if start_epoch >= epochs:
             if not quiet: print(f"{out/CHECKPOINT_NAME}: all {epochs} epochs already done")
             return None
     else:
-        preset, bs, lr, size, arch, encoder, seed, schedule, augment, valid_pct, wd = (TRAIN_DEFAULTS[k] if v is None else v for k, v in
-            zip(TRAIN_DEFAULTS, (preset, bs, lr, size, arch, encoder, seed, schedule, augment, valid_pct, wd)))
+        preset, bs, lr, size, arch, encoder, seed, schedule, augment, valid_pct, wd, loss = (TRAIN_DEFAULTS[k] if v is None else v for k, v in
+            zip(TRAIN_DEFAULTS, (preset, bs, lr, size, arch, encoder, seed, schedule, augment, valid_pct, wd, loss)))
         epochs = preset_epochs(preset, epochs)
     several = isinstance(data_dir, (list, tuple))
     size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers, augment,
-                               repeat, len(data_dir) if several else 1)
+                               repeat, len(data_dir) if several else 1, loss)
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
@@ -292,7 +296,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
     if bf16 is None: bf16 = bf16_supported(str(dls.device))  # the device fastai trains on decides
     if resume: model, init = build_model(arch, encoder, size=size), meta['config']['training']['encoder_init']
     else: model, init = model_for_training(arch, pretrained, weights, size, encoder)
-    learn = seg_learner(dls, model, lr=lr, wd=wd, bf16=bf16, channels_last=channels_last, path=out)
+    learn = seg_learner(dls, model, lr=lr, wd=wd, bf16=bf16, channels_last=channels_last, path=out, loss=loss)
     show_progress(learn, epochs, progress, quiet)
     distributed = num_distrib() > 1
     if rank_distrib() == 0: out.mkdir(parents=True, exist_ok=True)
@@ -303,11 +307,11 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                                        if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, preset=preset, epochs=epochs, augment=augment, repeat=repeat,
-            train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss='cross-entropy + Dice', optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
+            train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=make_loss(loss).__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
             threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
-                     schedule=schedule, augment=augment, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
+                     schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
@@ -340,6 +344,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   seed:int=None, # random seed (split, init, data order) (default: 42)
                   schedule:str=None, # one_cycle or flat_cos (default: one_cycle)
                   augment:str=None, # batch augmentation: standard (flips, free rotation, mild zoom, colour jitter; the default) or flips (flips only)
+                  loss:str=None, # ce_dice (cross-entropy + Dice, the recipe; the default) or ce_lovasz (cross-entropy + Lovász hinge)
                   repeat:Annotated[int, dict(nargs='+')]=None, # with several folders: times each one's training images appear per epoch, one number per folder (e.g. 1 3)
                   valid_pct:float=None, # validation share, split by lesion (default: 0.2)
                   split:str=None, # split CSV (image_id, is_valid) to use instead of a new split, or a fold CSV with --fold
@@ -358,6 +363,6 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     train(dirs[0] if len(dirs) == 1 else dirs, out, epochs=epochs, preset=preset, bs=bs, lr=lr, size=tuple(size) if size else None, arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,
-          seed=seed, schedule=schedule, augment=augment, repeat=list(repeat) if repeat else None, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume, overwrite=overwrite,
+          seed=seed, schedule=schedule, augment=augment, loss=loss, repeat=list(repeat) if repeat else None, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume, overwrite=overwrite,
           limit=limit, bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers,
           threads=threads, quiet=quiet)

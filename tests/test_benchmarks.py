@@ -179,19 +179,6 @@ def test_carry_over_scores_with_skinsegs_metrics(tmp_path):
     summary = co.summarize(s, 1)
     assert summary['n'] == 4 and abs(summary['dice'] - round(ref.dice.mean(), 4)) < 1e-9
 
-def test_carry_over_lovasz_loss():
-    "`--loss lovasz`: cross-entropy plus smp's per-image Lovasz hinge; 0 for a confident right answer, smaller for a better one, with a gradient."
-    import torch
-    co = load('carry_over')
-    t = torch.zeros(2, 8, 8, dtype=torch.long); t[:, 2:6, 2:6] = 1
-    right = torch.stack([(t == 0).float(), (t == 1).float()], 1) * 20
-    half = right.clone(); half[:, :, 2:4] = 0  # unsure on a quarter of the lesion
-    wrong = right.flip(1).requires_grad_()
-    loss = co.LovaszCELoss()
-    assert loss(right, t).item() < 1e-6 < loss(half, t).item() < loss(wrong, t).item()
-    loss(wrong, t).backward()
-    assert wrong.grad.abs().sum() > 0
-
 def test_carry_over_failures_lists_the_images_every_run_fails(monkeypatch):
     "`--failures`: per run, the images below IoU 0.65 at threshold 0.5 (as `score` gives them); in all runs, the images every run has below it."
     import numpy as np, pandas as pd

@@ -53,3 +53,15 @@ def test_sigkill_mid_epoch_then_resume(data, tmp_path):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     r = skinseg('train', tmp_path, '--out', tmp_path/'none', '--resume')
     assert r.returncode == 2 and 'checkpoint.safetensors: no checkpoint to resume from' in r.stderr
+
+def test_loss_ce_lovasz_is_trained_recorded_and_kept_on_resume(data, tmp_path):
+    "`--loss ce_lovasz` trains with CE + Lovász hinge, the config says so, and --resume refuses another loss."
+    out = tmp_path/'lovasz'
+    r = skinseg('train', data, '--out', out, '--epochs', 1, '--loss', 'ce_lovasz', *TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    training = load_model(out)[1]['training']
+    assert training['run']['loss'] == 'ce_lovasz' and 'Lovász hinge' in training['loss']
+    r = skinseg('train', data, '--out', out, '--resume', '--loss', 'ce_dice', *TINY)
+    assert r.returncode != 0 and '--loss ce_dice (the run: ce_lovasz)' in r.stderr, r.stderr[-2000:]
+    r = skinseg('train', data, '--out', tmp_path/'bad', '--loss', 'dice', *TINY)
+    assert r.returncode != 0 and "unknown loss 'dice': choose one of ('ce_dice', 'ce_lovasz')" in r.stderr and not (tmp_path/'bad').exists()
