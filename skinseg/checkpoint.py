@@ -16,7 +16,7 @@ __all__ = ['CHECKPOINT_NAME', 'checkpoint_state', 'save_checkpoint', 'read_check
 # %% ../nbs/api/12_checkpoint.ipynb #icheckp
 from .basics import *
 from .model import save_model
-import json, random, time
+import os, json, random, time
 from pathlib import Path
 import numpy as np, torch
 
@@ -134,10 +134,12 @@ class ResumableCSVLogger(CSVLogger):
     def __init__(self,
                  fname, # CSV file name, relative to the learner's `path`
                  start_epoch:int=0, # epochs already done when resuming: keeps their rows and appends; 0 starts a new file
+                 keep_old:bool=False, # a new run replacing an old one: the old log stays until the first epoch's row is written
                 ):
-        super().__init__(fname, append=start_epoch > 0); self.start_epoch = start_epoch
+        super().__init__(fname, append=start_epoch > 0); self.start_epoch, self.keep_old = start_epoch, keep_old
     def before_fit(self):
-        f = self.path/self.fname
+        f = self.target = self.path/self.fname
+        if self.keep_old: f = self.pending = f.with_name(f'.{f.name}.new')  # moved onto the log at the end of the first epoch
         if self.append and f.exists():
             lines = f.read_text().splitlines()
             keep = [lines[0]] + [l for l in lines[1:] if l.split(',')[0].isdigit() and int(l.split(',')[0]) < self.start_epoch]
@@ -148,3 +150,7 @@ class ResumableCSVLogger(CSVLogger):
     def _write_line(self, log):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
         super()._write_line(log)
+    def after_epoch(self):
+        if not self.keep_old: return
+        self.file.close(); os.replace(self.pending, self.target)
+        self.file, self.keep_old = self.target.open('a'), False

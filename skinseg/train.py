@@ -314,7 +314,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                      schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
     cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
-    if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
+    if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch, keep_old=overwrite and not resume)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
     fit = partial(learn.fit_one_cycle, epochs, lr) if schedule == 'one_cycle' else partial(learn.fit_flat_cos, epochs, lr)
     if distributed:
