@@ -15,8 +15,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
-           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg', 'first_line',
-           'find_data_dir', 'check_device', 'bf16_supported']
+           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
+           'not_written_by_skinseg', 'first_line', 'find_data_dir', 'check_device', 'bf16_supported']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -142,6 +142,11 @@ def written_by_skinseg(path, # any file: str or Path
     try:
         with Image.open(path) as im: return im.format == 'PNG' and im.info.get(_MARK[0]) == _MARK[1]
     except Exception: return False  # unreadable, missing or not an image: not skinseg's
+
+def not_written_by_skinseg(paths, # files a command would write over: str or Path each
+                          ) -> list:
+    "Those of `paths` that exist and skinseg may not replace: files without its mark, and links (they point at someone's file)."
+    return [Path(p) for p in paths if Path(p).is_symlink() or (Path(p).exists() and not Path(p).is_dir() and not written_by_skinseg(p))]
 
 # %% ../nbs/api/00_basics.ipynb #c3a1f0d3
 def first_line(path, # any file: str or Path

@@ -16,7 +16,7 @@ __all__ = ['CHECKPOINT_NAME', 'checkpoint_state', 'save_checkpoint', 'read_check
 # %% ../nbs/api/12_checkpoint.ipynb #icheckp
 from .basics import *
 from .model import save_model
-import os, json, random, time
+import io, json, random, time
 from pathlib import Path
 import numpy as np, torch
 
@@ -134,23 +134,24 @@ class ResumableCSVLogger(CSVLogger):
     def __init__(self,
                  fname, # CSV file name, relative to the learner's `path`
                  start_epoch:int=0, # epochs already done when resuming: keeps their rows and appends; 0 starts a new file
-                 keep_old:bool=False, # a new run replacing an old one: the old log stays until the first epoch's row is written
+                 keep_old:bool=False, # a new run replacing an old one: the old log stays until the first epoch is logged
                 ):
         super().__init__(fname, append=start_epoch > 0); self.start_epoch, self.keep_old = start_epoch, keep_old
     def before_fit(self):
-        f = self.target = self.path/self.fname
-        if self.keep_old: f = self.pending = f.with_name(f'.{f.name}.new')  # moved onto the log at the end of the first epoch
+        f = self.path/self.fname
         if self.append and f.exists():
             lines = f.read_text().splitlines()
             keep = [lines[0]] + [l for l in lines[1:] if l.split(',')[0].isdigit() and int(l.split(',')[0]) < self.start_epoch]
             f.write_text('\n'.join(keep) + '\n')
-        self.file = f.open('a' if self.append and f.exists() else 'w')
+        self.file = io.StringIO() if self.keep_old else f.open('a' if self.append and f.exists() else 'w')  # written at the first epoch's end
         if not self.append or f.stat().st_size == 0: self.file.write(','.join(self.recorder.metric_names) + '\n')
         self.old_logger, self.learn.logger = self.logger, self._write_line
     def _write_line(self, log):
         if log and isinstance(log[0], int) and log[0] < self.start_epoch: return
-        super()._write_line(log)
+        if not self.keep_old: return super()._write_line(log)
+        self.file.write(','.join(map(str, log)) + '\n'); self.old_logger(log)
     def after_epoch(self):
         if not self.keep_old: return
-        self.file.close(); os.replace(self.pending, self.target)
-        self.file, self.keep_old = self.target.open('a'), False
+        f, text = self.path/self.fname, self.file.getvalue()
+        atomic_write(f, lambda p: p.write_text(text))
+        self.file, self.keep_old = f.open('a'), False

@@ -343,7 +343,7 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
 
 def _check_replaceable(out:Path, targets:list):
     "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced unasked."
-    kept = [p for p in targets if p.is_symlink() or (p.exists() and not p.is_dir() and not written_by_skinseg(p))]
+    kept = not_written_by_skinseg(targets)
     if kept:
         names = ', '.join(p.name for p in kept[:5]) + (', ...' if len(kept) > 5 else '')
         raise SkinsegError(f"{len(kept)} file{'s' if len(kept) > 1 else ''} in {out} {'were' if len(kept) > 1 else 'was'} not written "

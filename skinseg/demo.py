@@ -21,7 +21,7 @@ from typing import Annotated
 import numpy as np
 from PIL import Image
 from fastcore.script import call_parse
-from .basics import SkinsegError, file_error, atomic_write, save_png, written_by_skinseg, check_count, find_data_dir
+from .basics import SkinsegError, file_error, atomic_write, save_png, written_by_skinseg, not_written_by_skinseg, check_count, find_data_dir
 from .images import lesion_mask
 from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
@@ -50,10 +50,6 @@ def save_figure(fig, # a matplotlib figure
     buf = io.BytesIO(); fig.savefig(buf, format='png')
     return save_png(np.asarray(Image.open(buf).convert('RGB')), path)
 
-def _not_skinsegs(masks:Path) -> list:
-    "The files in the folder `masks` that skinseg did not write (links count as not skinseg's: they point at someone's file)."
-    return [f for f in sorted(masks.iterdir()) if f.is_symlink() or (f.is_file() and not written_by_skinseg(f))] if masks.is_dir() else []
-
 def check_demo_out(out:Path, # the demo's output folder
                    data_dir:Path|None, # the dataset it trains on (None: a synthetic sample it writes into `out`)
                    overwrite:bool=False, # `--overwrite`: an earlier demo's scores, summary and picture may be replaced
@@ -63,11 +59,11 @@ def check_demo_out(out:Path, # the demo's output folder
     if data_dir is not None and masks.is_dir() and masks.resolve() in {Path(m).resolve().parent for m in find_pairs(data_dir)['mask'].dropna()}:
         raise file_error(masks, "holds the ground-truth masks of --data: the demo would write its predicted masks over them "
                          "and score them against themselves; choose another --out")
-    if theirs := _not_skinsegs(masks):
+    if theirs := not_written_by_skinseg(sorted(masks.iterdir()) if masks.is_dir() else []):
         more = f" (nor were {len(theirs) - 1} more files there)" if len(theirs) > 1 else ''
         raise file_error(theirs[0], f"was not written by skinseg{more}: the demo writes its predicted masks into --out's masks folder, "
                          "over files of the same names; move them out of it, or choose another --out")
-    kept = [] if overwrite else [Path(out)/f for f in DEMO_FILES if (Path(out)/f).exists() and not written_by_skinseg(Path(out)/f)]
+    kept = [] if overwrite else not_written_by_skinseg(Path(out)/f for f in DEMO_FILES)
     if kept: raise file_error(kept[0], "already exists, and the demo writes its results there: pass --overwrite to replace it, or choose another --out")
     check_scores_csv(Path(out)/'scores.csv', option='--out')  # with --overwrite too: only an earlier scores CSV is replaced
 
