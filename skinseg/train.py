@@ -177,7 +177,8 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
                          "and train writes its split here: move it out of --out (give it with --split to train on it), "
                          "pass --overwrite to replace it, or choose another --out")
     head = first_line(log)  # None for a link too: the log is appended to in place, so a link's target would be written
-    if (log.exists() or log.is_symlink()) and not (head == b'' or head and head.startswith(LOG_HEADER.encode())):
+    ours = head is not None and (head == b'' or head.startswith(LOG_HEADER.encode()))
+    if (log.exists() or log.is_symlink()) and not ours:
         raise file_error(log, "already exists and is not a log of skinseg train, and train writes its log here: "
                          "move it out of --out, pass --overwrite to replace it, or choose another --out")
 
