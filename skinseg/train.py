@@ -201,7 +201,7 @@ class NewRunFiles(Callback):
 
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,
-                      schedule='one_cycle', augment='standard', valid_pct=0.2, wd=0., loss='ce_dice')
+                      schedule='one_cycle', augment='flips', valid_pct=0.2, wd=0., loss='ce_dice')
 
 def _as_run(k, v):
     "Option `k`'s value `v` in the form a run stores it, to compare."
@@ -239,7 +239,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
           weights:str|None=None, # local ImageNet encoder weights file instead of the download
           seed:int|None=None, # seed for the split, initialisation and data order; None: 42
           schedule:str|None=None, # 'one_cycle' (cosine warm-up then anneal; None) or 'flat_cos'
-          augment:str|None=None, # batch augmentation (`AUGMENTATIONS`): 'standard' (None), or 'flips' (flips only)
+          augment:str|None=None, # batch augmentation (`AUGMENTATIONS`): 'flips' (flips only; None) or 'standard'
           loss:str|None=None, # the loss (`LOSSES`): 'ce_dice' (cross-entropy + Dice, the recipe; None) or 'ce_lovasz' (+ Lovász hinge)
           repeat:list|None=None, # with several folders: times each folder's training images appear per epoch (`repeat_sources`)
           valid_pct:float|None=None, # validation share, split by lesion; None: 0.2
@@ -344,7 +344,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   weights:str=None, # local ImageNet encoder weights FILE (torchvision resnet34 .pth or .safetensors)
                   seed:int=None, # random seed (split, init, data order) (default: 42)
                   schedule:str=None, # one_cycle or flat_cos (default: one_cycle)
-                  augment:str=None, # batch augmentation: standard (flips, free rotation, mild zoom, colour jitter; the default) or flips (flips only)
+                  augment:str=None, # batch augmentation: flips (flips only; the default) or standard (flips, free rotation, mild zoom, colour jitter)
                   loss:str=None, # ce_dice (cross-entropy + Dice, the recipe; the default) or ce_lovasz (cross-entropy + Lovász hinge)
                   repeat:Annotated[int, dict(nargs='+')]=None, # with several folders: times each one's training images appear per epoch, one number per folder (e.g. 1 3)
                   valid_pct:float=None, # validation share, split by lesion (default: 0.2)
