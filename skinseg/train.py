@@ -23,7 +23,7 @@ from .loaders import seg_dataloaders, AUGMENTATIONS
 from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
-import sys
+import sys, shlex
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -367,3 +367,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
           seed=seed, schedule=schedule, augment=augment, loss=loss, repeat=list(repeat) if repeat else None, valid_pct=valid_pct, split_csv=split, fold=fold, masked_only=masked_only, resume=resume, overwrite=overwrite,
           limit=limit, bf16=None if bf16 == 'auto' else bf16 == 'on', channels_last=channels_last, num_workers=num_workers,
           threads=threads, quiet=quiet)
+    if quiet or rank_distrib() != 0 or not (Path(out)/CONFIG_NAME).is_file(): return
+    cfg = read_model_config(out); t = cfg['training']
+    print(f"{out}: the model of epoch {t['best_epoch']}/{t['epochs']} is saved there (the best per-image IoU, {cfg['scores']['iou']:.4f}, "
+          f"on {t['n_valid']} validation images); predict with: skinseg predict {shlex.quote(str(out))} IMAGE...", flush=True)

@@ -28,6 +28,7 @@ def test_train_writes_model_config_log_checkpoint_split(data, tmp_path):
     assert split.is_valid.sum() == cfg['training']['n_valid'] and len(split) == 24
     assert not set(split.lesion_id[split.is_valid]) & set(split.lesion_id[~split.is_valid])
     assert log_epochs(out) == [0]
+    assert f"{out}: the model of epoch 1/1 is saved there (the best per-image IoU, {cfg['scores']['iou']:.4f}, on {cfg['training']['n_valid']} validation images)" in r.stdout, r.stdout
 
 def test_sigkill_mid_epoch_then_resume(data, tmp_path):
     out, ckpt = tmp_path/'killed', tmp_path/'killed'/'checkpoint.safetensors'
