@@ -308,7 +308,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                                        if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, preset=preset, epochs=epochs, augment=augment, repeat=repeat,
-            train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=make_loss(loss).__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
+            train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=LOSSES[loss].__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
             threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
