@@ -42,7 +42,7 @@ def ensure_torchvision():
 ensure_torchvision();
 
 # %% ../nbs/api/00_basics.ipynb #20710f03
-import os
+import os, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -163,6 +163,9 @@ def find_data_dir(name:str='ham10000', # the dataset's folder name under the dat
                  ):
     "The folder of dataset `name` under `$SKINSEG_DATA`, else `shared/data/` or `data/` of this folder or one above it; or None."
     roots = [Path(os.environ['SKINSEG_DATA'])] if os.environ.get('SKINSEG_DATA') else []
+    if roots and not (roots[0]/name).is_dir():  # a mistyped setting would otherwise pass unseen, the data taken from elsewhere
+        hint = ' (that is the dataset folder itself: set it to the folder above)' if roots[0].name == name else ''
+        warnings.warn(f"SKINSEG_DATA={roots[0]} holds no {name}/ folder{hint}; looking in shared/data/ and data/ instead", stacklevel=2)
     here = Path.cwd().resolve()
     roots += [r for p in [here, *here.parents] for r in (p/'shared'/'data', p/'data')]  # data/: `skinseg download`'s default
     return next((r/name for r in roots if (r/name).is_dir()), None)

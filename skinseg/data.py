@@ -51,7 +51,11 @@ def _cache_key(df, size) -> str:
     "A hash of the pairs' paths, sizes and modification times, and of `size`."
     h = hashlib.sha1(repr(tuple(size)).encode())
     for p in [*df.image, *df['mask']]:
-        st = os.stat(p); h.update(f'{p}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+        try: st = os.stat(p)
+        except OSError as e:
+            where = '' if Path(p).is_absolute() else f' (a relative path is read from the working folder, {Path.cwd()})'
+            raise file_error(p, f"cannot read it: {e.strerror}{where}") from None
+        h.update(f'{p}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()[:16]
 
 def _save_npy(path, a:np.ndarray):

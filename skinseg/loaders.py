@@ -136,7 +136,7 @@ class SegDL(TfmdDL):
 
 # %% ../nbs/api/09_loaders.ipynb #f0037b60
 def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid` (see `split_pairs`)
-                    size:tuple=(96, 128), # (height, width) to train at
+                    size:tuple|int=(96, 128), # (height, width) to train at; one number: a square
                     bs:int=16, # batch size
                     aug:bool|str=True, # batch augmentation of training batches: a name in `AUGMENTATIONS` (True: 'standard'), or False
                     cache:bool|str|Path=True, # presize once in memory; a folder also saves the arrays there
@@ -145,6 +145,9 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                     device=None, # None: fastai's default (GPU when there is one)
                    ) -> DataLoaders:
     "fastai `DataLoaders` of `df`'s image/mask pairs: presized once, batch-augmented, ImageNet-normalised."
+    size = (size, size) if is_whole(size) else size  # as fastai's Resize takes it
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o > 0 for o in size)):
+        raise SkinsegError(f"size {size!r}: give (height, width) in pixels, or one number for a square")
     df = df.reset_index(drop=True); _check_pairs(df)
     if (n := int((~df.is_valid.astype(bool)).sum())) < bs:  # fastai drops an incomplete last batch: no step would run
         raise SkinsegError(f"{n} training images, fewer than the batch size {bs}: no training batch would run; use more images or a smaller batch size")
