@@ -11,7 +11,8 @@ Splits (the same for every run):
 
 One run per call; each appends its record to benchmarks/results/carry_over.json and keeps the model in runs/carry_over/.
 Example: nice -n 5 .venv/bin/python benchmarks/carry_over.py --data ham+isic --aug zoom --isic-repeat 1 --size 64 96 --ham-train 3000 --seed 42 --threads 1
-`--table` prints every recorded run; `--by-size RUN_DIR...` scores trained runs on ISIC test per quarter of lesion size;
+`--table` prints every recorded run; `--by-size DIR...` scores trained runs (or `skinseg train` model folders) on ISIC test per
+quarter of lesion size, with the whole-field failures (most of the skin in view marked as lesion);
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`);
 `--failures RUN_DIR...` lists the ISIC test images each run scores below IoU 0.65 (0 in threshold Jaccard) and those all fail.
@@ -31,7 +32,7 @@ from skinseg.metrics import mask_scores
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
-from fastai.vision.all import aug_transforms, Normalize, CSVLogger, ProgressCallback, RandTransform, TensorImage, TensorMask
+from fastai.vision.all import aug_transforms, Zoom, Normalize, CSVLogger, ProgressCallback, RandTransform, TensorImage, TensorMask
 from fastai.torch_core import set_seed
 from torchvision.transforms.functional import gaussian_blur  # after skinseg.core, which sets torchvision up
 
@@ -69,6 +70,10 @@ class RandomFOV(RandTransform):
     def encodes(self, x:TensorImage): return x * self.keep[:, None].to(x)
     def encodes(self, x:TensorMask): return x * self.keep.to(x)
 
+def zoom_out_black(p:float=0.5, min_zoom:float=0.5) -> list:
+    "Zoom-out to 0.5-1.0 on half the training images, black (zero) padding, mask likewise: small lesions in a wide, dark-bordered field, which HAM10000's lesion-centred crops lack (`--aug flips+zoomout`)."
+    return [Zoom(min_zoom=min_zoom, max_zoom=1., p=p, pad_mode='zeros')]
+
 class RandomBlur(RandTransform):
     "Gaussian blur on half the training images, sigma 0.3-1.0 pixels at the training size: the sharpness that changes between cameras (`--aug flips+blur`)."
     order, split_idx = 90, 0
@@ -95,7 +100,7 @@ def dataloaders(df, size, bs, aug, mean, std, seed, colour='none'):
     # 'library' and 'flips' are skinseg's own (seg_augment); the flips runs recorded before 2026-12-01 11:30 UTC used an own transform with the same draw
     block = seg_datablock(df, size, 'flips' if aug.startswith('flips') else {'library': 'standard'}.get(aug, False), arrays)
     keep = [t for t in block.batch_tfms if not isinstance(t, Normalize)]
-    extra = {'zoom': zoom_out(), 'flips+fov': [RandomFOV()], 'flips+blur': [RandomBlur()]}.get(aug, [])
+    extra = {'zoom': zoom_out(), 'flips+fov': [RandomFOV()], 'flips+blur': [RandomBlur()], 'flips+zoomout': zoom_out_black()}.get(aug, [])
     block.batch_tfms = keep + extra + [Normalize.from_stats(mean, std, cuda=False)]
     dls = block.dataloaders(df, bs=bs, num_workers=0, dl_type=SegDL)
     for dl in dls.loaders: ArrayBatches(dl, *arrays)
@@ -156,16 +161,22 @@ def append_result(rec, path=OUT_JSON):
     finally: os.close(folder)
 
 def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
-    "ISIC test (`te`) Dice and median predicted/true area at 0.5 per quarter of true lesion size (share of the image), for one trained run."
+    "ISIC test (`te`) Dice, median predicted/true area and whole-field failures at 0.5 per quarter of true lesion size (share of the image), for one trained model."
     cfg = json.loads((model_dir/CONFIG_NAME).read_text())
-    s = score(model_dir, te, thresholds=[0.5], colour=cfg['training']['args'].get('colour', 'none'))
+    args = cfg['training'].get('args') or dict(cfg['training']['run'], colour='none')  # a run of this script, or a `skinseg train` model
+    s = score(model_dir, te, thresholds=[0.5], colour=args.get('colour', 'none'))
     d = pd.DataFrame(dict(frac=s['gt_px'][:, 0] / s['px'][:, 0], dice=s['dice'][:, 0], ratio=s['area_ratio'][:, 0]))
+    d['whole_field'] = (d.ratio > 3) & (d.dice < 0.5)  # most of the skin in view marked: the lesion is lost in it
     d['quarter'] = pd.qcut(d.frac, 4, labels=['smallest', 'small', 'large', 'largest'])
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
-                                               area_ratio_median=('ratio', 'median'), n=('dice', 'size')).round(3)
-    return dict(benchmark='carry_over_by_size', variant=cfg['training']['variant'], seed=cfg['training']['args']['seed'],
-                model_dir=rel(model_dir), command=command(), when_utc=now_utc(),
-                threshold=0.5, data='isic_test (1,000 ISIC 2017 images)', by_quarter=q.reset_index().to_dict('records'))
+                                               area_ratio_median=('ratio', 'median'), whole_field=('whole_field', 'sum'),
+                                               n=('dice', 'size')).round(3)
+    return dict(benchmark='carry_over_by_size', variant=cfg['training'].get('variant') or f'skinseg_train_{model_dir.name}', seed=args['seed'],
+                model_dir=rel(model_dir), command=command(), when_utc=now_utc(), threshold=0.5, data='isic_test (1,000 ISIC 2017 images)',
+                whole_field_rule='predicted area over 3 times the true area and Dice below 0.5',
+                whole_field=int(d.whole_field.sum()), dice=round(float(d.dice.mean()), 4),
+                dice_without_whole_field=round(float(d.dice[~d.whole_field].mean()), 4),
+                by_quarter=q.reset_index().to_dict('records'))
 
 def failures(model_dirs:list, te:pd.DataFrame) -> dict:
     "The ISIC test images each trained run scores below the ISIC threshold (IoU 0.65, counted as 0 by threshold Jaccard) at 0.5, and those all runs fail."
@@ -232,10 +243,10 @@ def main():
     if '--frames' in sys.argv:  # --frames: share of each source's images with a black frame, appended to carry_over_frames.json
         rec = dark_frames(); append_result(rec, RESULTS/'carry_over_frames.json'); print(json.dumps(rec, indent=1)); return
     if '--table' in sys.argv: print(table()); return
-    if '--by-size' in sys.argv:  # --by-size RUN_DIR...: ISIC test scores per quarter of lesion size, appended to carry_over_by_size.json
-        te = splits()[1].query("part == 'test'")
+    if '--by-size' in sys.argv:  # --by-size DIR...: ISIC test scores per quarter of lesion size, appended to carry_over_by_size.json
+        te = splits()[1].query("part == 'test'")  # DIR: a run of this script (its model/), or a `skinseg train` model folder
         for d in sys.argv[sys.argv.index('--by-size') + 1:]:
-            rec = by_lesion_size(Path(d)/'model', te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
+            rec = by_lesion_size(Path(d)/'model' if (Path(d)/'model').is_dir() else Path(d), te); append_result(rec, RESULTS/'carry_over_by_size.json'); print(json.dumps(rec, indent=1))
         return
     if '--failures' in sys.argv:  # --failures RUN_DIR...: ISIC test images below IoU 0.65 per run and in all, appended to carry_over_failures.json
         rec = failures([Path(d)/'model' for d in sys.argv[sys.argv.index('--failures') + 1:]], splits()[1].query("part == 'test'"))
@@ -247,8 +258,8 @@ def main():
     ap.add_argument('--isic-repeat', type=int, default=2, help='times each isic_train image appears per epoch (ham+isic, isic)')
     ap.add_argument('--train-on-calib', action='store_true',
                     help='also train on isic_calib (1,000 ISIC images to train; isic_test stays unseen); no threshold is chosen then: 0.5 stays')
-    ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips', 'flips+fov', 'flips+blur'],
-                    help="skinseg's standard augmentation; it with zoom-out; flips only; flips with a round black field of view or a Gaussian blur on half the images")
+    ap.add_argument('--aug', default='library', choices=['library', 'zoom', 'flips', 'flips+fov', 'flips+blur', 'flips+zoomout'],
+                    help="skinseg's standard augmentation; it with zoom-out; flips only; flips with a round black field of view, a Gaussian blur or a zoom-out to 0.5-1.0 on half the images")
     ap.add_argument('--norm', default='imagenet', choices=['imagenet', 'dataset'], help="ImageNet mean/std, or the training images' own")
     ap.add_argument('--colour', default='none', choices=['none', 'sog'], help='shades-of-grey colour constancy on every image, in training and scoring')
     ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary', 'lovasz'],
