@@ -171,7 +171,9 @@ def by_lesion_size(model_dir:Path, te:pd.DataFrame) -> dict:
     q = d.groupby('quarter', observed=True).agg(lesion_share_median=('frac', 'median'), dice=('dice', 'mean'),
                                                area_ratio_median=('ratio', 'median'), whole_field=('whole_field', 'sum'),
                                                n=('dice', 'size')).round(3)
-    return dict(benchmark='carry_over_by_size', variant=cfg['training'].get('variant') or f'skinseg_train_{model_dir.name}', seed=args['seed'],
+    rescored = [r['variant'] for r in json.loads(OUT_JSON.read_text()) if r.get('model_dir') == rel(model_dir)] if OUT_JSON.is_file() else []
+    variant = cfg['training'].get('variant') or (rescored or [f'skinseg_train_{model_dir.name}'])[-1]  # a rescored model keeps its name there
+    return dict(benchmark='carry_over_by_size', variant=variant, seed=args['seed'],
                 model_dir=rel(model_dir), command=command(), when_utc=now_utc(), threshold=0.5, data='isic_test (1,000 ISIC 2017 images)',
                 whole_field_rule='predicted area over 3 times the true area and Dice below 0.5',
                 whole_field=int(d.whole_field.sum()), dice=round(float(d.dice.mean()), 4),
