@@ -35,6 +35,11 @@ def _jsonable(v):
     if isinstance(v, (list, tuple)): return [_jsonable(o) for o in v]
     return v
 
+def _loader_rng(learn):
+    "The training loader's own `random.Random` (fastai shuffles with it, apart from the global RNGs), or None."
+    rng = getattr(getattr(getattr(learn, 'dls', None), 'train', None), 'rng', None)
+    return rng if isinstance(rng, random.Random) else None
+
 def checkpoint_state(learn, # fastai `Learner` with an optimizer (model may be DDP-wrapped)
                      **meta, # JSON-serialisable metadata to store beside the state (epoch, best score, config...)
                     ) -> tuple: # `(tensors, meta)`
@@ -50,6 +55,7 @@ def checkpoint_state(learn, # fastai `Learner` with an optimizer (model may be D
     tensors['rng.numpy'] = torch.from_numpy(np_state[1].astype(np.int64))
     meta = dict(meta, opt_state=opt_json, opt_hypers=[{k: _jsonable(v) for k, v in h.items()} for h in opt['hypers']],
                 rng_numpy=[np_state[0], *map(_jsonable, np_state[2:])], rng_python=_jsonable(random.getstate()))
+    if (rng := _loader_rng(learn)) is not None: meta['rng_loader'] = _jsonable(rng.getstate())
     return tensors, meta
 
 def save_checkpoint(learn, # fastai `Learner` with an optimizer (model may be DDP-wrapped)
@@ -91,6 +97,8 @@ def load_checkpoint(learn, # fastai `Learner` with the same model (and optimizer
     name, *rest = meta['rng_numpy']
     np.random.set_state((name, tensors['rng.numpy'].numpy().astype(np.uint32), *rest))
     v, st, g = meta['rng_python']; random.setstate((v, tuple(st), g))
+    if 'rng_loader' in meta and (rng := _loader_rng(learn)) is not None:
+        v, st, g = meta['rng_loader']; rng.setstate((v, tuple(st), g))
     return meta
 
 # %% ../nbs/api/12_checkpoint.ipynb #3b983126

@@ -23,7 +23,7 @@ __all__ = ['LesionMask', 'mask_of', 'load_resized', 'to_batch', 'flip_probs', 'l
 from .basics import *
 from .images import *
 from .model import *
-import os, sys
+import os, sys, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -341,6 +341,15 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
     return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
                         f"{'' if recursive else '; add --recursive for sub-folders'})")
 
+def _left_out(images:list, recursive:bool, out) -> list:
+    "One line per kind of file in the named folders that is not predicted: named as a mask, or lying inside `--out`."
+    found = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()]
+    masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and Path(out).resolve() not in f.resolve().parents)  # not earlier outputs
+    inside = len(find_images(images, recursive)) - len(find_images(images, recursive, exclude=out))
+    notes = [f"{len(masks)} file{'s' if len(masks) > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out, "
+             f"e.g. {masks[0]}; name such a file itself to predict it"] if masks else []
+    return notes + ([f"{inside} image{'s' if inside > 1 else ''} inside the --out folder {out} left out: its files are never inputs"] if inside else [])
+
 def _check_replaceable(out:Path, targets:list):
     "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced unasked."
     kept = not_written_by_skinseg(targets)
@@ -373,6 +382,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     files = find_images(images, recursive, exclude=out)
     if not files: raise _no_images(images, recursive, out)
+    for note in _left_out(images, recursive, out): warnings.warn(note)
     _check_unique_ids(files)
     out = Path(out)
     if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/prob_filename(f) for f in files] if probs else []))

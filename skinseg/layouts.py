@@ -16,7 +16,7 @@ __all__ = ['DatasetFiles', 'read_table', 'layout_image_id', 'scan_dataset', 'fin
 # %% ../nbs/api/05_layouts.ipynb #ilayout
 from .basics import *
 from .images import *
-import re, io, time
+import re, io, time, warnings
 from pathlib import Path
 from collections import namedtuple
 import numpy as np, pandas as pd
@@ -49,6 +49,8 @@ def _read_metadata(path:Path) -> pd.DataFrame:
     df = read_table(path, 'metadata table')
     if 'image_id' not in df.columns:
         raise file_error(path, f"metadata has no image_id column (columns: {', '.join(df.columns)})")
+    df['image_id'] = df.image_id.str.replace(r'\.(jpe?g|png|bmp|tiff?)$', '', case=False, regex=True)  # an id given as its file name
+    df.attrs['path'] = str(path)
     return df
 
 # %% ../nbs/api/05_layouts.ipynb #a2layout
@@ -173,6 +175,9 @@ def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan
     df = pd.DataFrame({'image_id': list(image_of), 'image': list(image_of.values())})
     df['mask'] = df.image_id.map(mask_of).astype(object).where(df.image_id.isin(mask_of.keys()), None)
     if meta is not None:
+        if len(meta) and len(df) and not df.image_id.isin(meta.image_id).any():  # else lesion ids would silently go unused
+            warnings.warn(f"{meta.attrs.get('path', 'metadata')}: none of its {len(meta)} image ids matches an image here "
+                          f"(e.g. {meta.image_id.iloc[0]!r}; images: {df.image_id.iloc[0]!r}): its lesion ids and diagnoses are not used")
         cols = [c for c in ('lesion_id', 'dx') if c in meta.columns]
         df = df.merge(meta.drop_duplicates('image_id')[['image_id', *cols]], on='image_id', how='left')
     if 'lesion_id' not in df.columns: df['lesion_id'] = df.image_id

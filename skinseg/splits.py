@@ -15,6 +15,7 @@ __all__ = ['split_pairs', 'kfold_pairs', 'skinseg_split', 'read_split', 'apply_s
 # %% ../nbs/api/06_splits.ipynb #isplits
 from .basics import *
 from .layouts import find_pairs, find_pairs_of, read_table
+from .model import WEIGHTS_NAME
 import os, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -94,6 +95,9 @@ def _check_split_options(valid_pct, folds, seed, out):
     if not out.parent.is_dir(): raise file_error(out.parent, "no such folder (for --out)")
     if os.path.lexists(out) and first_line(out) not in _SPLIT_HEADERS:
         raise file_error(out, "already exists and is not a split CSV of skinseg split: refusing to write over it; choose another --out")
+    if os.path.lexists(out) and out.name == 'split.csv' and (out.parent/WEIGHTS_NAME).exists():  # the model's record of what it trained on
+        raise file_error(out, f"is the split of the model trained in {out.parent} (the images it trained on, which calibrate checks against): "
+                         "refusing to write over it; choose another --out")
 
 @call_parse
 def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nnU-Net, or images/ + masks/

@@ -23,7 +23,7 @@ from .loaders import seg_dataloaders, AUGMENTATIONS
 from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
-import sys, shlex
+import sys, shlex, json
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -170,7 +170,7 @@ def split_text(df:pd.DataFrame, # a run's images with image_id, lesion_id, dx an
 def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
                     split:str, # the text of the split.csv this run writes (`split_text`)
                    ):
-    "Refuse a new run that would replace a split.csv or log.csv in `out` that a run like it did not leave there."
+    "Refuse a new run that would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there."
     s, log, new = Path(out)/'split.csv', Path(out)/'log.csv', split.encode()
     if (s.exists() or s.is_symlink()) and not (s.is_file() and s.stat().st_size == len(new) and s.read_bytes() == new):
         raise file_error(s, "already exists and is not the split this run makes (a split of your own, or of a run with other settings), "
@@ -180,6 +180,12 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
     ours = head is not None and (head == b'' or head.startswith(LOG_HEADER.encode()))
     if (log.exists() or log.is_symlink()) and not ours:
         raise file_error(log, "already exists and is not a log of skinseg train, and train writes its log here: "
+                         "move it out of --out, pass --overwrite to replace it, or choose another --out")
+    cfg = Path(out)/CONFIG_NAME
+    try: ours = not cfg.is_symlink() and json.loads(cfg.read_text()).get('format') == MODEL_FORMAT
+    except (OSError, ValueError, AttributeError): ours = False  # unreadable, not JSON, or JSON but not an object
+    if (cfg.exists() or cfg.is_symlink()) and not ours:
+        raise file_error(cfg, "already exists and is not a skinseg model's config, and train writes the model's config here: "
                          "move it out of --out, pass --overwrite to replace it, or choose another --out")
 
 # %% ../nbs/api/13_train.ipynb #ow000015

@@ -50,9 +50,8 @@ _PREDICT_KEYS = ('threshold', 'tta', 'postprocess')  # the settings these functi
 def export_change(path, # an exported `.onnx` or `.pt` file
                   cfg:dict, # the model's config as it is now
                  ) -> str:
-    "How the settings `path` predicts with differ from `cfg` (e.g. 'threshold 0.5 -> 0.8'); '' where they agree."
-    try: exp = exported_config(path)
-    except SkinsegError as e: return f"unreadable: {one_line(e, 120)}"
+    "How the settings `path` predicts with differ from `cfg` (e.g. 'threshold 0.5 -> 0.8'); '' where they agree. Raises a `SkinsegError` if `path` is not a readable skinseg export."
+    exp = exported_config(path)
     return ', '.join(f"{k} {exp.get(k)} -> {cfg.get(k)}" for k in _PREDICT_KEYS if exp.get(k) != cfg.get(k))
 
 def rewrite_config(model_dir, # skinseg model folder
@@ -63,7 +62,12 @@ def rewrite_config(model_dir, # skinseg model folder
     atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(cfg, indent=2, default=str)))
     for fmt, name in FORMATS.items():
         p = model_dir/name
-        if not p.is_file() or not (change := export_change(p, cfg)): continue
+        if not p.is_file(): continue
+        try: change = export_change(p, cfg)
+        except SkinsegError as e:  # not ours to remove: it may be the user's own file of that name
+            warnings.warn(f"{p}: left as it is: not a skinseg export that can be read ({one_line(e, 120)}); if it is an old export, export the model again")
+            continue
+        if not change: continue
         p.unlink(); removed.append(p)
         warnings.warn(f"{p}: removed, as it no longer matches {CONFIG_NAME} ({change}); export the model again: "
                       f"skinseg export {shlex.quote(str(model_dir))} --format {fmt}")
