@@ -43,9 +43,13 @@ def test_sigkill_mid_epoch_then_resume(data, tmp_path):
     from skinseg.train import read_checkpoint
     done = read_checkpoint(ckpt)[1]['epoch']
     assert done < 3, "the run finished before the kill"
-    r = skinseg('train', data, '--out', out, '--resume')
+    r = skinseg('train', data, '--out', out, '--resume', '--threads', 1)  # the same thread count: the same sums
     assert r.returncode == 0, r.stderr[-2000:]
     assert log_epochs(out) == [0, 1, 2]
+    whole = tmp_path/'whole'  # the same run, never stopped: the resumed epochs must match it (data order, augmentation, weights)
+    assert skinseg('train', data, '--out', whole, '--epochs', 3, *TINY, '--bs', 2).returncode == 0
+    cols = ['valid_loss', 'dice', 'iou']
+    pd.testing.assert_frame_equal(pd.read_csv(out/'log.csv')[cols], pd.read_csv(whole/'log.csv')[cols])
     assert read_checkpoint(ckpt)[1]['epoch'] == 3
     assert load_model(out)[1]['training']['epochs'] == 3
     r = skinseg('train', data, '--out', out, '--epochs', 3, *TINY, '--bs', 2, '--resume')  # the original command, resumed
