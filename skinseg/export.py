@@ -14,7 +14,7 @@ __all__ = ['export_onnx', 'export_torchscript', 'compare_exported', 'skinseg_exp
 
 # %% ../nbs/api/16_export.ipynb #6ae172b7
 from .basics import *
-from .images import find_images
+from .images import find_images, IMAGE_EXTS
 from .model import *
 from .core import predict
 import json, io, contextlib, warnings, logging
@@ -143,7 +143,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
     if check_images:
         if not Path(check_images).is_dir(): raise file_error(check_images, "--check-images: no such folder")
         images = find_images(check_images)[:16]
-        if not images: raise file_error(check_images, "--check-images: no image files in this folder")
+        if not images: raise file_error(check_images, f"--check-images: no images in this folder (looked for {' '.join(IMAGE_EXTS)} files)")
     else: images = [np.random.default_rng(i).integers(0, 256, (150, 200, 3), dtype=np.uint8) for i in range(4)]
     path = export_onnx(model_dir, out, opset, overwrite) if format == 'onnx' else export_torchscript(model_dir, out, overwrite)
     cmp = compare_exported(model_dir, path, images)

@@ -238,6 +238,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
+    df.attrs['without_ground_truth'] = without  # their ids, for the command's note
     return summary | (dict(without_ground_truth=len(without)) if without else {}), df
 
 # %% ../nbs/api/10_metrics.ipynb #chkcsv02
@@ -266,8 +267,8 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, area ratio; global IoU."
-    summary, _ = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold)
-    if summary.get('without_ground_truth') and not quiet:
-        n = summary['without_ground_truth']
-        print(f"skinseg evaluate: {n} image{'s' if n > 1 else ''} without ground truth left out (not scored)", file=sys.stderr)
+    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold)
+    if (ids := df.attrs.get('without_ground_truth')) and not quiet:
+        print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} without ground truth left out (not scored): "
+              + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)
     print(json.dumps(summary | dict(per_image_csv=str(csv)), indent=2))

@@ -101,7 +101,7 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
     except Exception as e:
         if not pretrained or weights is not None: raise
         raise SkinsegError(f"could not get ImageNet weights for {encoder} ({type(e).__name__}). Offline? Pass a local "
-                           f"copy with `weights=` (`--weights FILE`, e.g. torchvision's resnet34-b627a593.pth), "
+                           f"copy (`--weights FILE`; in Python `weights=`), e.g. torchvision's resnet34-b627a593.pth, "
                            f"or train without pretraining (`--no-pretrained`).") from None
     if weights is not None: load_encoder_weights(model.encoder, weights)
     return model

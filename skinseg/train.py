@@ -376,4 +376,4 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
     if quiet or rank_distrib() != 0 or not (Path(out)/CONFIG_NAME).is_file(): return
     cfg = read_model_config(out); t = cfg['training']
     print(f"{out}: the model of epoch {t['best_epoch']}/{t['epochs']} is saved there (the best per-image IoU, {cfg['scores']['iou']:.4f}, "
-          f"on {t['n_valid']} validation images); predict with: skinseg predict {shlex.quote(str(out))} IMAGE...", flush=True)
+          f"on {t['n_valid']} validation image{'s' if t['n_valid'] != 1 else ''}); predict with: skinseg predict {shlex.quote(str(out))} IMAGE...", flush=True)

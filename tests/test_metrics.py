@@ -60,7 +60,7 @@ def test_cli_dataset_with_images_without_ground_truth(tmp_path):
     assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
     out = json.loads(r.stdout)
     assert out['n'] == 2 and out['dice'] == 1 and out['without_ground_truth'] == 1
-    assert r.stderr.strip() == 'skinseg evaluate: 1 image without ground truth left out (not scored)'
+    assert r.stderr.strip() == 'skinseg evaluate: 1 image without ground truth left out (not scored): ISIC_0010002'
     assert len(pd.read_csv(tmp_path/'s.csv')) == 2
 
 @pytest.mark.parametrize('gt_name', ['{}_Segmentation.png', '{}_segmentation.jpg', '{}_segmentation.bmp', '{}.png', '{}_mask.tif'])
