@@ -49,11 +49,11 @@ def _out_path(model_dir, fmt, out, overwrite:bool=False):
     if fmt not in FORMATS: raise SkinsegError(f"unknown export format {fmt!r}: choose one of {tuple(FORMATS)}")
     out = Path(out) if out is not None else Path(model_dir)/FORMATS[fmt]
     if out.is_dir() or not out.suffix: out = out/FORMATS[fmt]  # a folder, existing or to be made
-    if (out.suffix == '.onnx') != (fmt == 'onnx'):  # checked before the export is made: `load_exported` goes by the suffix
+    if out.exists(): _check_replaceable(model_dir, fmt, out, overwrite)
+    if (out.suffix == '.onnx') != (fmt == 'onnx'):  # before the export is made (a file there is refused first): `load_exported` goes by the suffix
         name, other = ('an ONNX', 'TorchScript') if fmt == 'onnx' else ('a TorchScript', 'ONNX')
         raise file_error(out, f"{name} export under this name would be read back as {other} (.onnx files are read as ONNX, "
                          f"all others as TorchScript): name it *{Path(FORMATS[fmt]).suffix}")
-    if out.exists(): _check_replaceable(model_dir, fmt, out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
