@@ -341,11 +341,11 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
     return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
                         f"{'' if recursive else '; add --recursive for sub-folders'})")
 
-def _left_out(images:list, recursive:bool, out) -> list:
-    "One line per kind of file in the named folders that is not predicted: named as a mask, or lying inside `--out`."
-    found = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()]
-    masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and Path(out).resolve() not in f.resolve().parents)  # not earlier outputs
-    inside = len(find_images(images, recursive)) - len(find_images(images, recursive, exclude=out))
+def _left_out(images:list, recursive:bool, out, files:list) -> list:
+    "One line per kind of file in the named folders that is not predicted (`files` are): named as a mask, or lying inside `--out`."
+    found, out_dir = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()], Path(out).resolve()
+    masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and out_dir not in f.resolve().parents)  # not earlier outputs
+    inside = len(find_images(images, recursive)) - len(files)
     notes = [f"{len(masks)} file{'s' if len(masks) > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out, "
              f"e.g. {masks[0]}; name such a file itself to predict it"] if masks else []
     return notes + ([f"{inside} image{'s' if inside > 1 else ''} inside the --out folder {out} left out: its files are never inputs"] if inside else [])
@@ -382,7 +382,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     files = find_images(images, recursive, exclude=out)
     if not files: raise _no_images(images, recursive, out)
-    for note in _left_out(images, recursive, out): warnings.warn(note)
+    for note in _left_out(images, recursive, out, files): warnings.warn(note)
     _check_unique_ids(files)
     out = Path(out)
     if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/prob_filename(f) for f in files] if probs else []))
