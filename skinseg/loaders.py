@@ -2,8 +2,8 @@
 
 What the training loop eats. `seg_datablock` describes the pairs to fastai (an `ImageBlock` and a `MaskBlock` with
 `CODES`, split by `is_valid`); `seg_dataloaders` builds the `DataLoaders`, cutting each batch straight out of the
-presized arrays (`presize`) and augmenting whole batches (`seg_augment`: flips, free rotation, mild zoom, and
-`ColourJitter`), normalised for the ImageNet encoder.
+presized arrays (`presize`) and augmenting whole batches (`seg_augment`: flips by default; free rotation, mild
+zoom and `ColourJitter` too with `'standard'`), normalised for the ImageNet encoder.
 
 Docs: https://skinseg.github.io/skinseg/api/loaders.html.md"""
 
@@ -56,13 +56,13 @@ class ColourJitter(RandTransform):
         return TensorImage(out.clamp_(0, 1))
 
 # %% ../nbs/api/09_loaders.ipynb #da4276e6
-AUGMENTATIONS = ('standard', 'flips')
+AUGMENTATIONS = ('flips', 'standard')
 
 _FLIPS = torch.tensor([0, 1, 2, 4])  # fastai's dihedral codes without a transpose: none, left-right, up-down, both
 
 def _flip_codes(x): return _FLIPS.to(x.device)[torch.randint(0, 4, (x.size(0),), device=x.device)]
 
-def seg_augment(kind:str='standard', # 'standard': flips, free rotation, mild zoom, colour jitter; 'flips': flips only
+def seg_augment(kind:str='flips', # 'flips': flips only; 'standard': flips, free rotation, mild zoom, colour jitter
                ) -> list:
     "Batch augmentations for dermoscopy, by name (one of `AUGMENTATIONS`)."
     if kind == 'flips': return [Dihedral(p=1., draw=_flip_codes)]
@@ -93,7 +93,7 @@ def _check_pairs(df):
 
 def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                   size:tuple=(96, 128), # (height, width) to train at
-                  aug:bool|str=True, # batch augmentation: a name in `AUGMENTATIONS` (True: 'standard'), or False for none
+                  aug:bool|str=True, # batch augmentation: a name in `AUGMENTATIONS` (True: 'flips'), or False for none
                   arrays:tuple|None=None, # `presize`d `(images, masks)`; None reads and resizes each item
                  ) -> DataBlock:
     "A fastai `DataBlock` of image/mask pairs whose items are `df`'s row numbers, split by `is_valid`."
@@ -103,7 +103,7 @@ def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
     return DataBlock(blocks=(ImageBlock, MaskBlock(codes=CODES)), get_items=_row_numbers,
                      get_x=getters[0], get_y=getters[1], splitter=IndexSplitter(np.flatnonzero(df.is_valid.values)),
                      item_tfms=item_tfms,
-                     batch_tfms=[*(seg_augment('standard' if aug is True else aug) if aug else []), Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD, cuda=False)])
+                     batch_tfms=[*(seg_augment('flips' if aug is True else aug) if aug else []), Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD, cuda=False)])
 
 # %% ../nbs/api/09_loaders.ipynb #5fba17f5
 class ArrayBatches:
@@ -138,7 +138,7 @@ class SegDL(TfmdDL):
 def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid` (see `split_pairs`)
                     size:tuple|int=(96, 128), # (height, width) to train at; one number: a square
                     bs:int=16, # batch size
-                    aug:bool|str=True, # batch augmentation of training batches: a name in `AUGMENTATIONS` (True: 'standard'), or False
+                    aug:bool|str=True, # batch augmentation of training batches: a name in `AUGMENTATIONS` (True: 'flips'), or False
                     cache:bool|str|Path=True, # presize once in memory; a folder also saves the arrays there
                     num_workers:int=0, # loader processes; 0 is fastest with the cache
                     seed:int=42, # seeds the shuffling order

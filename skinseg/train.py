@@ -117,7 +117,7 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
                         seed:int=42, # random seed: a whole number from 0 to 2**32-1
                         threads:int|None=None, # CPU threads for PyTorch: a whole number >= 1, or None for its default
                         num_workers:int=0, # DataLoader worker processes: a whole number >= 0
-                        augment:str='standard', # batch augmentation: a name in `AUGMENTATIONS`
+                        augment:str='flips', # batch augmentation: a name in `AUGMENTATIONS`
                         repeat:list|None=None, # times each folder's training images appear per epoch (see `check_repeat`), or None
                         n_folders:int=1, # dataset folders trained on together (checked against `repeat`)
                         loss:str='ce_dice', # the loss: a name in `LOSSES`
