@@ -237,17 +237,21 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                  bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models)
                  streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
                  fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
+                 threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
                 ):
     "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores."
     check_count(bs, 'batch size (bs)'); check_count(streams, 'streams'); check_count(workers, 'workers')
     for v, what in ((return_prob, 'return_prob'), (tta, 'tta'), (postprocess, 'postprocess'), (skip_errors, 'skip_errors'), (bf16, 'bf16'), (fov, 'fov')):
         check_flag(v, what)
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+        raise SkinsegError(f"threshold must be a number between 0 and 1, got {threshold!r}")
     items = list(images)
+    training = isinstance(model, tuple) and getattr(model[0], 'training', False)  # a caller's model mid-training goes back to it
     net, cfg, bf16 = inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
     postprocess = cfg['postprocess'] if postprocess is None else postprocess
     fov = fov_on(cfg, fov)
-    size, thr = tuple(cfg['input_size']), cfg['threshold']
+    size, thr = tuple(cfg['input_size']), cfg['threshold'] if threshold is None else threshold
     name = lambda i: str(items[i]) if isinstance(items[i], (str, Path)) else _source(items[i], i)
     def load(i):
         try: return load_resized(items[i], size, _source(items[i], i))
@@ -282,9 +286,10 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
     finally:
         if pool: pool.shutdown(wait=True, cancel_futures=True); torch.set_num_threads(threads)
         if readers: readers.shutdown(wait=True, cancel_futures=True)
+        if training: net.train()
 
 # %% ../nbs/api/03_core.ipynb #b7d2a5b4
-def predict(images, # path, PIL image, numpy array, or a list of them
+def predict(images, # path, PIL image, numpy array, or a list (any iterable: a pandas column, a generator) of them
             model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
             return_prob:bool=False, # also return the lesion probability map
@@ -294,11 +299,14 @@ def predict(images, # path, PIL image, numpy array, or a list of them
             bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively
             streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
             fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
+            threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
            ):
     "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list."
-    single = not isinstance(images, (list, tuple))
+    single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf')
+    if not single and (isinstance(images, (dict, bytes, set)) or not hasattr(images, '__iter__')):
+        raise SkinsegError(f"images is a {type(images).__name__}: give a path, PIL image or array, or a list of them")
     res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16,
-                            streams=streams, fov=fov))
+                            streams=streams, fov=fov, threshold=threshold))
     return res[0] if single else res
 
 # %% ../nbs/api/03_core.ipynb #62b23ceb
@@ -379,9 +387,11 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     images = [images] if isinstance(images, (str, Path)) else images
     check_count(bs, '--bs')
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out exists and is a file, not a folder")
-    get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     files = find_images(images, recursive, exclude=out)
     if not files: raise _no_images(images, recursive, out)
+    if not any(os.path.lexists(f) for f in files):  # a mistyped name: nothing to predict, so no model loaded and no --out made
+        raise file_error(files[0], "file not found" + (f" (nor any of the other {len(files) - 1} files named)" if len(files) > 1 else ""))
+    get_model(model_dir, check_device(device))  # a model that cannot load fails here, before any output
     for note in _left_out(images, recursive, out, files): warnings.warn(note)
     _check_unique_ids(files)
     out = Path(out)

@@ -39,11 +39,11 @@ def _check_replaceable(model_dir, fmt, out:Path, overwrite:bool):
     if _is_export(out, fmt):
         if own or overwrite: return
         raise file_error(out, f"already exists (a skinseg {fmt} export, perhaps of another model): "
-                              f"pass --overwrite to replace it, or choose another --out")
+                              f"pass --overwrite to replace it (overwrite=True from Python), or choose another --out")
     if own: raise file_error(out, f"already exists and is not a skinseg {fmt} export (it is a file of the model folder): "
                                   f"refusing to write over it; choose another --out")
     if not overwrite: raise file_error(out, f"already exists and is not a skinseg {fmt} export: refusing to write over it; "
-                                            f"pass --overwrite to replace it, or choose another --out")
+                                            f"pass --overwrite to replace it (overwrite=True from Python), or choose another --out")
 
 def _out_path(model_dir, fmt, out, overwrite:bool=False):
     if fmt not in FORMATS: raise SkinsegError(f"unknown export format {fmt!r}: choose one of {tuple(FORMATS)}")

@@ -165,6 +165,16 @@ def _by_id(paths, id_of, what:str, keep_first:bool) -> dict:
         elif not keep_first: raise file_error(p, f"image id {i} has a second {what} (the first: {found[i]}): remove or rename one of them")
     return found
 
+def _warn_unpaired(mask_of:dict, image_of:dict):
+    "Warn when masks are there but none pairs with an image, or some would but for the letter case of their names."
+    lower = {i.lower(): i for i in image_of}
+    loose = [m for m in mask_of if m not in image_of and m.lower() in lower]
+    if loose: return warnings.warn(f"{mask_of[loose[0]]}: its name differs from image {lower[loose[0].lower()]}'s only in letter case, "
+                                   f"so it is not paired{f' ({len(loose)} masks like it)' if len(loose) > 1 else ''}: rename to match")
+    if mask_of and image_of and not set(mask_of) & set(image_of):
+        warnings.warn(f"none of the {len(mask_of)} masks pairs with an image (e.g. mask {Path(next(iter(mask_of.values()))).name} "
+                      f"gives id {next(iter(mask_of))!r}; images: {next(iter(image_of))!r}): each mask is named after its image")
+
 def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan_dataset`
                keep_first:bool=False, # pair the first of an id's two images (or masks) instead of refusing, as `check_dataset` does to list them all
               ) -> pd.DataFrame:
@@ -174,6 +184,7 @@ def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan
     mask_of = _by_id(masks, mask_id, 'mask', keep_first)
     df = pd.DataFrame({'image_id': list(image_of), 'image': list(image_of.values())})
     df['mask'] = df.image_id.map(mask_of).astype(object).where(df.image_id.isin(mask_of.keys()), None)
+    _warn_unpaired(mask_of, image_of)
     if meta is not None:
         if len(meta) and len(df) and not df.image_id.isin(meta.image_id).any():  # else lesion ids would silently go unused
             warnings.warn(f"{meta.attrs.get('path', 'metadata')}: none of its {len(meta)} image ids matches an image here "

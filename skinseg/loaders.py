@@ -16,7 +16,7 @@ __all__ = ['AUGMENTATIONS', 'ColourJitter', 'seg_augment', 'seg_datablock', 'Arr
 from .basics import *
 from .images import *
 from .model import CODES, IMAGENET_MEAN, IMAGENET_STD
-from .data import presize, check_mask_size
+from .data import presize, check_mask_size, as_hw, check_masks
 import math, random
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -88,8 +88,7 @@ def _row_numbers(df): return list(range(len(df)))
 # %% ../nbs/api/09_loaders.ipynb #4c3d2cad
 def _check_pairs(df):
     if 'is_valid' not in df.columns: raise SkinsegError("the pairs table has no is_valid column: split it first (split_pairs)")
-    missing = df[df['mask'].isna()]
-    if len(missing): raise file_error(missing.image.iloc[0], f"no mask for this image ({len(missing)} images without masks; run skinseg check)")
+    check_masks(df)
 
 def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                   size:tuple=(96, 128), # (height, width) to train at
@@ -145,9 +144,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                     device=None, # None: fastai's default (GPU when there is one)
                    ) -> DataLoaders:
     "fastai `DataLoaders` of `df`'s image/mask pairs: presized once, batch-augmented, ImageNet-normalised."
-    size = (size, size) if is_whole(size) else size  # as fastai's Resize takes it
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o > 0 for o in size)):
-        raise SkinsegError(f"size {size!r}: give (height, width) in pixels, or one number for a square")
+    size = as_hw(size)
     df = df.reset_index(drop=True); _check_pairs(df)
     if (n := int((~df.is_valid.astype(bool)).sum())) < bs:  # fastai drops an incomplete last batch: no step would run
         raise SkinsegError(f"{n} training images, fewer than the batch size {bs}: no training batch would run; use more images or a smaller batch size")

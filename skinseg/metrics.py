@@ -18,10 +18,10 @@ __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_score
 # %% ../nbs/api/10_metrics.ipynb #5dc27125
 from .basics import *
 from .images import *
-from .core import mask_of, is_prob_file
+from .core import LesionMask, mask_of, is_prob_file
 from .layouts import find_pairs
 from .splits import read_split
-import json, math, re, sys
+import json, math, re, sys, warnings
 from PIL import Image
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -30,8 +30,10 @@ import numpy as np, pandas as pd, torch
 ISIC_THRESHOLD = 0.65  # ISIC 2018 Task 1's threshold Jaccard: an image's IoU below it counts as 0
 
 def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
-    "A `(B, H, W)` bool tensor from masks (numpy, torch or a PIL image) by the mask rule of `binarize_mask`, image by image."
-    if isinstance(m, Image.Image): m = lesion_mask(m, name)
+    "A `(B, H, W)` bool tensor from masks (numpy, torch, a PIL image, a file or a `LesionMask`) by the mask rule of `binarize_mask`, image by image."
+    one = (str, Path, Image.Image, LesionMask)
+    if isinstance(m, one): m = mask_of(m, name)
+    elif isinstance(m, (list, tuple)) and any(isinstance(o, one) for o in m): m = [mask_of(o, name) for o in m]
     if isinstance(m, (list, tuple)) and len(shapes := list(dict.fromkeys(np.shape(o) for o in m))) > 1:
         raise SkinsegError(f"{name}: masks of different shapes {', '.join(map(str, shapes[:3]))} cannot be one batch: score them one by one (`per_image_scores`)")
     if np.ndim(m) not in (2, 3) or 0 in np.shape(m)[-2:]:
@@ -41,11 +43,11 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
     if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
     if isinstance(m, torch.Tensor): m = (m.float() if m.is_floating_point() else m).detach().cpu().numpy()
     a = np.asarray(m)
-    if a.dtype != bool: a = np.stack([binarize_mask(x, name) for x in (a[None] if a.ndim == 2 else a)]) if a.ndim in (2, 3) else binarize_mask(a, name)
+    if a.dtype != bool: a = np.stack([binarize_mask(x, name) for x in (a[None] if a.ndim == 2 else a)]) if len(a) else a.astype(bool)
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t[None] if t.ndim == 2 else t
 
-def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, or probabilities in [0, 1]
+def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, probabilities in [0, 1]; or a file or `LesionMask`
                 targ, # ground-truth masks of the same shape
                ) -> dict:
     "Per-image intersection, union, pixel counts, Dice, IoU, ISIC score and area ratio (pred/true) of mask pairs: `(B,)` float64 tensors."
@@ -89,11 +91,12 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         i = ids[k] if ids is not None else k
+        if isinstance(g, LesionMask): raise SkinsegError(f"ground truth {i} is a LesionMask, a prediction: the order is per_image_scores(gts, preds)")
         p, g = mask_of(p, f'prediction {i}'), mask_of(g, f'ground truth {i}')
         if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
         s = mask_scores(p, g)
         rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=['image_id', 'dice', 'iou', 'isic', 'area_ratio'])
 
 # %% ../nbs/api/10_metrics.ipynb #f801b13a
 from fastai.metrics import Metric
@@ -202,6 +205,10 @@ def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):
     "Raise a `SkinsegError` if a prediction is the ground-truth file itself: it would score Dice 1 without a word."
     same = next((i for i, p in preds.items() if p.samefile(gts[i])), None)
     if same is not None: raise file_error(pred_dir, f"holds the ground-truth masks themselves ({preds[same].name} is the ground truth of {same}): give the folder of predicted masks")
+    i = next((i for i in gts if i in preds), None)  # skinseg marks the masks it writes: one such as ground truth suggests a swap
+    if i is not None and written_by_skinseg(gts[i]) and not written_by_skinseg(preds[i]):
+        warnings.warn(f"{gts[i]}: this ground-truth mask was written by skinseg predict, and the prediction {preds[i].name} was not: "
+                      "are the two folders swapped? The ground truth comes first; the area ratio is inverted if so")
 
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
                   pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)

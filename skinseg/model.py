@@ -304,7 +304,12 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
     if isinstance(model, tuple):
         if len(model) != 2 or not isinstance(model[1], dict): raise SkinsegError("a loaded model is a `(model, config dict)` pair")
         cfg = {k: v.tolist() if hasattr(v, 'tolist') else v for k, v in model[1].items()}  # numpy values as plain Python
+        if 'input_size' not in cfg:  # no default can know the size it was trained at
+            raise SkinsegError("config of the (model, config) pair: no 'input_size'; give the [height, width] it was trained at")
         return model[0], _check_config(default_config() | cfg, 'config of the (model, config) pair', net=False)
+    if not isinstance(model, (str, Path, type(None))):
+        raise SkinsegError(f"model is a {type(model).__name__}: give a model folder, an exported .onnx/.pt file, or a "
+                           "(network, config dict) tuple such as (net, default_config(input_size=[96, 128]))")
     path = Path(model) if model is not None else default_model_dir()
     stamps = [path/WEIGHTS_NAME, path/CONFIG_NAME] if path.is_dir() else [path]
     key = (str(path.resolve()), device, *(p.stat().st_mtime_ns if p.exists() else 0 for p in stamps))

@@ -43,14 +43,14 @@ def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1, 0/255 or anything `l
 def _width(shape) -> int: return max(1, round(shape[0] / 300))
 
 def overlay_mask(image, # path, PIL image or array
-                 mask:np.ndarray, # lesion mask of the same height and width
+                 mask, # lesion mask of the same height and width: array, file or `LesionMask`
                  colour=(0, 255, 255), # RGB of tint and outline
                  alpha:float=0.3, # tint strength; 0 for outline only
                  outline:bool=True, # draw the border
                 ) -> np.ndarray:
     "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array."
     img = as_rgb_array(image)
-    m = lesion_mask(mask)
+    m = mask_of(mask)
     _check_same_shape(img, m, image)
     out = img.copy()
     out[m] = ((1 - alpha) * img[m] + alpha * np.array(colour)).round().astype(np.uint8)
@@ -117,6 +117,7 @@ def show_results(images:list, # images (paths or arrays)
                  dpi:int=70, # figure resolution, dots per inch
                 ):
     "A grid of error overlays with each image's Dice; return the figure."
+    images, gts, preds = check_list(images, 'images'), check_list(gts, 'gts'), check_list(preds, 'preds')
     check_same_length(images, gts, 'images and ground-truth masks'); check_same_length(images, preds, 'images and predictions')
     if titles is not None: check_same_length(images, titles, 'images and titles')
     n = len(images); nrows = max(1, -(-n // ncols))
@@ -134,6 +135,7 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
                ) -> pd.DataFrame:
     "The `n` rows with the lowest `by` score, worst first."
     if by not in scores.columns: raise SkinsegError(f"no column {by!r} in the scores: choose one of {', '.join(map(str, scores.columns))}")
+    check_count(n, 'n')
     return scores.sort_values(by, kind='stable').head(n)
 
 # %% ../nbs/api/14_viz.ipynb #716050c8

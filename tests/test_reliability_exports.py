@@ -65,7 +65,7 @@ def test_export_refuses_to_replace_another_models_deployed_file(model, tiny_mode
     set_config(model, threshold=0.7)  # the other model
     r = run_inprocess('export', model, '--format', fmt, '--out', deployed)
     one_error_line(r, 'export', deployed, contains=f"already exists (a skinseg {fmt} export, perhaps of another model): "
-                                                   f"pass --overwrite to replace it, or choose another --out")
+                                                   f"pass --overwrite to replace it (overwrite=True from Python), or choose another --out")
     assert deployed.read_bytes() == before
     assert run_inprocess('export', model, '--format', fmt, '--out', deployed, '--overwrite', '--quiet').returncode == 0
     assert load_exported(deployed)[1]['threshold'] == 0.7
