@@ -15,7 +15,7 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
-           'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
+           'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
            'not_written_by_skinseg', 'first_line', 'find_data_dir', 'check_device', 'bf16_supported']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
@@ -90,6 +90,14 @@ def check_seed(value, # the seed given
     "Raise a `SkinsegError` unless `value` is a whole number from 0 to 2**32-1, the seeds NumPy and PyTorch take."
     if not is_whole(value) or not 0 <= value < 2**32:
         raise SkinsegError(f"{what} must be a whole number from 0 to 2**32-1, got {value!r}")
+
+def as_hw(size, # (height, width) in pixels, or one number for a square
+         ) -> tuple:
+    "`size` as a `(height, width)` tuple of positive whole numbers, else a `SkinsegError` saying how to give it."
+    size = (size, size) if is_whole(size) else size
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o > 0 for o in size)):
+        raise SkinsegError(f"size {size!r}: give (height, width) in pixels, or one number for a square")
+    return tuple(size)
 
 def check_same_length(a, # a list (or other sized sequence)
                       b, # the list paired with it item by item

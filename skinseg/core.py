@@ -64,7 +64,7 @@ def load_resized(image, # path, PIL image or numpy array
                  name:str='image', # how errors name an in-memory image
                 ) -> tuple:
     "`(image resized to the model's (h, w) as uint8 RGB, original (h, w))` of a path, PIL image or array."
-    h, w = size
+    h, w = as_hw(size)
     if isinstance(image, (str, Path)):
         img, (H, W) = open_image(image, draft=(2 * max(h, w), 2 * min(h, w)))
     else:
@@ -78,6 +78,7 @@ def to_batch(arrays:list, # same-size `HxWx3` uint8 RGB arrays
             ) -> torch.Tensor:
     "Stack same-size uint8 RGB arrays into a normalised float batch."
     if not len(arrays): raise SkinsegError("no images to batch")
+    if len(shapes := {np.shape(a) for a in arrays}) > 1: raise SkinsegError(f"images of different sizes {sorted(shapes)[:2]} cannot be one batch: resize them to the model's input size first (`load_resized`)")
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     return x.mul_(1 / (255 * std)).sub_(mean / std)  # (x/255 - mean)/std in two in-place passes
@@ -145,6 +146,7 @@ def keep_largest_lesion(mask:np.ndarray, # boolean lesion mask `(h, w)`
                        ) -> np.ndarray:
     "The largest connected lesion of a boolean mask, with its holes filled."
     from scipy import ndimage
+    mask = np.asarray(mask, bool)
     labels, n = ndimage.label(mask)
     if n == 0: return np.zeros(mask.shape, bool)
     largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1

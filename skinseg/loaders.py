@@ -16,7 +16,7 @@ __all__ = ['AUGMENTATIONS', 'ColourJitter', 'seg_augment', 'seg_datablock', 'Arr
 from .basics import *
 from .images import *
 from .model import CODES, IMAGENET_MEAN, IMAGENET_STD
-from .data import presize, check_mask_size, as_hw, check_masks
+from .data import presize, check_mask_size, check_masks
 import math, random
 from pathlib import Path
 import numpy as np, pandas as pd, torch
