@@ -144,7 +144,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                     device=None, # None: fastai's default (GPU when there is one)
                    ) -> DataLoaders:
     "fastai `DataLoaders` of `df`'s image/mask pairs: presized once, batch-augmented, ImageNet-normalised."
-    size = as_hw(size)
+    size = as_hw(size); check_count(bs, 'bs')
     df = df.reset_index(drop=True); _check_pairs(df)
     if (n := int((~df.is_valid.astype(bool)).sum())) < bs:  # fastai drops an incomplete last batch: no step would run
         raise SkinsegError(f"{n} training images, fewer than the batch size {bs}: no training batch would run; use more images or a smaller batch size")

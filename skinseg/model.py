@@ -14,7 +14,7 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 
 # %% auto #0
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
-           'FORMAT_VERSION', 'load_encoder_weights', 'build_model', 'default_config', 'save_model', 'is_input_size',
+           'FORMAT_VERSION', 'load_encoder_weights', 'is_input_size', 'build_model', 'default_config', 'save_model',
            'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime', 'OnnxModel', 'load_onnx',
            'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir', 'get_model',
            'bf16_inference_model', 'inference_model']
@@ -84,6 +84,11 @@ def _check_encoder(arch, encoder):
     if encoder not in known and not (arch == 'smp' and str(encoder).startswith('tu-')):  # tu-*: any timm backbone
         raise SkinsegError(f"unknown encoder {encoder!r} for the {arch!r} U-Net: use e.g. resnet18, resnet34 or resnet50")
 
+def is_input_size(size, # any value; a list or tuple `(height, width)` passes
+                 ) -> bool:
+    "Whether `size` is `(height, width)`, each a multiple of 32 of at least 32: the U-Net halves it 5 times."
+    return (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o >= 32 and o % 32 == 0 for o in size))
+
 def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'fastai' (DynamicUnet)
                 encoder:str='resnet34', # ResNet encoder name
                 n_classes:int=2, # output channels: background and lesion
@@ -93,6 +98,8 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                ) -> torch.nn.Module:
     "A U-Net with a ResNet encoder, optionally ImageNet-initialised from a download or a local file."
     if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
+    if not is_input_size(list(as_hw(size))):
+        raise SkinsegError(f"size {tuple(size)}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
     _check_encoder(arch, encoder)
     try:
         if arch == 'fastai': return _fastai_unet(encoder, n_classes, pretrained and weights is None, size, weights)
@@ -125,7 +132,9 @@ def save_model(model:torch.nn.Module, # trained network
               ) -> Path:
     "Save `model` as safetensors weights plus a JSON config in `model_dir`, atomically."
     from safetensors.torch import save_model as st_save
-    model_dir = Path(model_dir); model_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(model_dir)
+    _check_config(config, model_dir/CONFIG_NAME)  # a config `load_model` would refuse is refused before anything is written
+    model_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(model_dir/WEIGHTS_NAME, lambda p: st_save(model, str(p), metadata={'format': MODEL_FORMAT}))
     atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
     return model_dir
@@ -134,11 +143,6 @@ def save_model(model:torch.nn.Module, # trained network
 FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-def is_input_size(size, # any value; a list or tuple `(height, width)` passes
-                 ) -> bool:
-    "Whether `size` is `(height, width)`, each a multiple of 32 of at least 32: the U-Net halves it 5 times."
-    return (isinstance(size, (list, tuple)) and len(size) == 2 and all(is_whole(o) and o >= 32 and o % 32 == 0 for o in size))
 
 def _check_config(cfg:dict, path, net:bool=True) -> dict:
     "`cfg` if the fields skinseg uses (only those inference reads unless `net`) have possible values, else a `SkinsegError` naming `path` and the field."
