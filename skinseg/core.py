@@ -246,7 +246,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
     for v, what in ((return_prob, 'return_prob'), (tta, 'tta'), (postprocess, 'postprocess'), (skip_errors, 'skip_errors'), (bf16, 'bf16'), (fov, 'fov')):
         check_flag(v, what)
     if threshold is not None and not (isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool) and 0 < threshold < 1):
-        raise SkinsegError(f"threshold must be a number between 0 and 1, got {threshold!r}")
+        raise SkinsegError(f"threshold must be a number above 0 and below 1, got {threshold!r}")
     items = list(images)
     training = isinstance(model, tuple) and len(model) == 2 and getattr(model[0], 'training', False)  # a caller's model mid-training goes back to it
     net, cfg, bf16 = inference_model(model, device, bf16)
@@ -305,6 +305,7 @@ def predict(images, # path, PIL image, numpy array, or a list (any iterable: a p
            ):
     "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list."
     single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf')
+    if hasattr(images, 'columns'): raise SkinsegError("images is a table: pass its column of image paths, e.g. df.image")
     if not single and (isinstance(images, (dict, bytes, set)) or not hasattr(images, '__iter__')):
         raise SkinsegError(f"images is a {type(images).__name__}: give a path, PIL image or array, or a list of them")
     res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16,
