@@ -169,9 +169,9 @@ def _warn_unpaired(mask_of:dict, image_of:dict):
     "Warn when masks are there but none pairs with an image, or some would but for the letter case of their names."
     lower = {i.lower(): i for i in image_of}
     loose = [m for m in mask_of if m not in image_of and m.lower() in lower]
-    if loose: return warnings.warn(f"{mask_of[loose[0]]}: its name differs from image {lower[loose[0].lower()]}'s only in letter case, "
-                                   f"so it is not paired{f' ({len(loose)} masks like it)' if len(loose) > 1 else ''}: rename to match")
-    if mask_of and image_of and not set(mask_of) & set(image_of):
+    if loose: warnings.warn(f"{mask_of[loose[0]]}: its name differs from image {lower[loose[0].lower()]}'s only in letter case, "
+                            f"so it is not paired{f' ({len(loose)} masks like it)' if len(loose) > 1 else ''}: rename to match")
+    elif mask_of and image_of and not set(mask_of) & set(image_of):
         warnings.warn(f"none of the {len(mask_of)} masks pairs with an image (e.g. mask {Path(next(iter(mask_of.values()))).name} "
                       f"gives id {next(iter(mask_of))!r}; images: {next(iter(image_of))!r}): each mask is named after its image")
 

@@ -98,8 +98,8 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                ) -> torch.nn.Module:
     "A U-Net with a ResNet encoder, optionally ImageNet-initialised from a download or a local file."
     if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
-    if not is_input_size(list(as_hw(size))):
-        raise SkinsegError(f"size {tuple(size)}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
+    if not is_input_size(hw := as_hw(size)):
+        raise SkinsegError(f"size {hw}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
     _check_encoder(arch, encoder)
     try:
         if arch == 'fastai': return _fastai_unet(encoder, n_classes, pretrained and weights is None, size, weights)
