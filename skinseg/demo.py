@@ -63,9 +63,10 @@ def check_demo_out(out:Path, # the demo's output folder
         more = f" (nor were {len(theirs) - 1} more files there)" if len(theirs) > 1 else ''
         raise file_error(theirs[0], f"was not written by skinseg{more}: the demo writes its predicted masks into --out's masks folder, "
                          "over files of the same names; move them out of it, or choose another --out")
-    kept = [] if overwrite else not_written_by_skinseg(Path(out)/f for f in DEMO_FILES)
-    if kept: raise file_error(kept[0], "already exists, and the demo writes its results there: pass --overwrite to replace it, or choose another --out")
     check_scores_csv(Path(out)/'scores.csv', option='--out')  # with --overwrite too: only an earlier scores CSV is replaced
+    kept = [] if overwrite else not_written_by_skinseg(Path(out)/f for f in DEMO_FILES)
+    if kept: raise file_error(kept[0], f"already exists{''.join(f', and so does {f}' for f in kept[1:])}, and the demo writes its results there: "
+                              f"pass --overwrite to replace {'them' if len(kept) > 1 else 'it'}, or choose another --out")
 
 # %% ../nbs/api/18_demo.ipynb #743d684a
 def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and pictures

@@ -13,16 +13,17 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 # %% auto #0
 __all__ = ['PRESETS', 'SCHEDULES', 'LOG_HEADER', 'TRAIN_DEFAULTS', 'format_epoch', 'show_progress', 'preset_epochs',
            'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'check_run_files',
-           'NewRunFiles', 'resume_conflicts', 'train', 'skinseg_train']
+           'NewRunFiles', 'StopOnDivergence', 'resume_conflicts', 'train', 'skinseg_train']
 
 # %% ../nbs/api/13_train.ipynb #itrain
 from .basics import *
 from .model import *
-from .splits import training_split
+from .splits import training_split, split_grouping
 from .loaders import seg_dataloaders, AUGMENTATIONS
 from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
+from fastai.callback.core import CancelFitException
 import sys, shlex, json
 from functools import partial
 from pathlib import Path
@@ -170,23 +171,21 @@ def split_text(df:pd.DataFrame, # a run's images with image_id, lesion_id, dx an
 def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
                     split:str, # the text of the split.csv this run writes (`split_text`)
                    ):
-    "Refuse a new run that would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there."
-    s, log, new = Path(out)/'split.csv', Path(out)/'log.csv', split.encode()
+    "Refuse a new run that would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there, naming all of them."
+    s, log, cfg, new = Path(out)/'split.csv', Path(out)/'log.csv', Path(out)/CONFIG_NAME, split.encode()
+    found = []
     if (s.exists() or s.is_symlink()) and not (s.is_file() and s.stat().st_size == len(new) and s.read_bytes() == new):
-        raise file_error(s, "already exists and is not the split this run makes (a split of your own, or of a run with other settings), "
-                         "and train writes its split here: move it out of --out (give it with --split to train on it), "
-                         "pass --overwrite to replace it, or choose another --out")
+        found.append((s, "is not the split this run makes (a split of your own, or of a run with other settings; give it with --split to train on it)"))
     head = first_line(log)  # None for a link too: the log is appended to in place, so a link's target would be written
-    ours = head is not None and (head == b'' or head.startswith(LOG_HEADER.encode()))
-    if (log.exists() or log.is_symlink()) and not ours:
-        raise file_error(log, "already exists and is not a log of skinseg train, and train writes its log here: "
-                         "move it out of --out, pass --overwrite to replace it, or choose another --out")
-    cfg = Path(out)/CONFIG_NAME
+    if (log.exists() or log.is_symlink()) and not (head is not None and (head == b'' or head.startswith(LOG_HEADER.encode()))):
+        found.append((log, "is not a log of skinseg train"))
     try: ours = not cfg.is_symlink() and json.loads(cfg.read_text()).get('format') == MODEL_FORMAT
     except (OSError, ValueError, AttributeError): ours = False  # unreadable, not JSON, or JSON but not an object
-    if (cfg.exists() or cfg.is_symlink()) and not ours:
-        raise file_error(cfg, "already exists and is not a skinseg model's config, and train writes the model's config here: "
-                         "move it out of --out, pass --overwrite to replace it, or choose another --out")
+    if (cfg.exists() or cfg.is_symlink()) and not ours: found.append((cfg, "is not a skinseg model's config"))
+    if found:
+        them = 'them' if len(found) > 1 else 'it'
+        raise file_error(found[0][0], "already exists and " + '; '.join([found[0][1]] + [f"{f} {why}" for f, why in found[1:]])
+                         + f": train writes its split, log and model config there; move {them} out of --out, pass --overwrite to replace {them}, or choose another --out")
 
 # %% ../nbs/api/13_train.ipynb #ow000015
 class NewRunFiles(Callback):
@@ -204,6 +203,16 @@ class NewRunFiles(Callback):
             for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
         atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
         self.done = True
+
+# %% ../nbs/api/13_train.ipynb #nan00002
+class StopOnDivergence(Callback):
+    "Stop the fit at the first training or validation loss that is nan or inf, keeping the reason in `error` (`train` raises it)."
+    error = None
+    def after_batch(self):
+        if torch.isfinite(self.loss).all(): return
+        self.error = (f"training diverged: the {'training' if self.training else 'validation'} loss became {float(self.loss)} in epoch "
+                      f"{self.epoch + 1}; lower the learning rate (--lr) and train again (this epoch was not saved)")
+        raise CancelFitException  # passes through fastai's callbacks unwrapped: no epoch end, so nothing is saved
 
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,
@@ -310,8 +319,8 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
     config = meta['config'] if resume else default_config(
         arch=arch, encoder=encoder, input_size=list(size), fov=True, training=dict(
             data=' + '.join(map(str, data_dir)) if several else str(data_dir), n_train=int((~df.is_valid).sum()), n_valid=int(df.is_valid.sum()),
-            split='out/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
-                                       if split_csv else f'lesion-grouped, {valid_pct:.0%} validation, seed {seed}'),
+            split=f'{out}/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
+                                          if split_csv else f'{split_grouping(df)}, {valid_pct:.0%} validation, seed {seed}'),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, preset=preset, epochs=epochs, augment=augment, repeat=repeat,
             train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=LOSSES[loss].__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
@@ -320,7 +329,8 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
                      schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
-    cbs = [TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
+    stop = StopOnDivergence()
+    cbs = [stop, TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch, keep_old=overwrite and not resume)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
     fit = partial(learn.fit_one_cycle, epochs, lr) if schedule == 'one_cycle' else partial(learn.fit_flat_cos, epochs, lr)
@@ -329,6 +339,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         on_gpu = dls.device.type == 'cuda'
         with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu): fit(cbs=cbs)  # Accelerate: NCCL on GPUs, gloo on CPUs
     else: fit(cbs=cbs)
+    if stop.error: raise SkinsegError(stop.error)
     if distributed:
         print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)
         if torch.distributed.is_initialized():  # gloo's threads abort the process at exit if the group is left open

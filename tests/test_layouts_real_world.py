@@ -147,7 +147,7 @@ def test_masked_only(syn, tmp_path, capsys):
     assert len(df) == 9 and df['mask'].notna().all() and df.attrs['unmasked'] == 3
     assert capsys.readouterr().err.splitlines() == [f'{d}: training on the 9 images with masks; left out 3 without (--masked-only)']
 
-@pytest.mark.parametrize('args,msg', [(['--valid-pct', '1.5'], '--valid-pct must be in [0, 1)'), (['--folds', '1'], '--folds must be at least 2'),
+@pytest.mark.parametrize('args,msg', [(['--valid-pct', '1.5'], '--valid-pct must be between 0 and 1'), (['--folds', '1'], '--folds must be at least 2'),
                                       (['--out', '.'], '--out is a folder'), (['--out', 'no/such/dir/s.csv'], 'no such folder (for --out)')])
 def test_split_options_checked_first(tmp_path, args, msg):
     "Bad `skinseg split` options are one line, exit 2, before the dataset folder is looked at (here it does not exist)."

@@ -275,6 +275,11 @@ def test_train_bad_option_values(train_data, tmp_path, option):
     assert option[0].lstrip('-') in line or option[1] in line, line
     assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
 
+def test_train_stops_when_it_diverges(train_data, tmp_path):
+    "A learning rate far too high: the loss overflows; train stops with one line instead of saving a nan network as the model."
+    r = run_inprocess('train', train_data, '--out', tmp_path/'run', *TRAIN_FAST[:1], '3', *TRAIN_FAST[2:], '--lr', '1e6')
+    one_error_line(r, 'train', contains='training diverged')
+
 def test_train_out_is_a_file(train_data, tmp_path):
     (tmp_path/'taken').write_text('my notes')
     one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'taken', *TRAIN_FAST), 'train', tmp_path/'taken')

@@ -51,6 +51,19 @@ def test_train_keeps_a_fold_csv_and_a_log_of_the_users(train_data, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert pd.read_csv(out/'log.csv').epoch.tolist() == [0] and (out/WEIGHTS_NAME).is_file()
 
+def test_train_names_every_file_of_the_users_it_would_replace(train_data, tmp_path):
+    "A split.csv, log.csv and config.json of the user's in --out: one line names all three, so --overwrite replaces only what was named; other files stay."
+    out = tmp_path/'mine'; out.mkdir()
+    mine = {'config.json': b'{"mine": 1}', 'log.csv': b'my notes\n', 'split.csv': b'image_id,fold\na,0\n', 'notes.txt': b'keep me'}
+    for n, b in mine.items(): (out/n).write_bytes(b)
+    msg = one_error_line(run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet'), 'train', out/'split.csv',
+                         contains='move them out of --out, pass --overwrite to replace them')
+    assert str(out/'log.csv') in msg and str(out/'config.json') in msg, msg
+    assert files(out) == mine
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet', '--overwrite')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out/'notes.txt').read_bytes() == b'keep me' and (out/WEIGHTS_NAME).is_file()
+
 def test_train_starts_again_after_a_stop_in_its_first_epoch(train_data, tmp_path, monkeypatch):
     """Stopped before its first checkpoint, a run leaves no split; the same command then trains with no --overwrite,
     also over the split.csv an older skinseg wrote at the start of such a run."""
