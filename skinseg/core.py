@@ -92,7 +92,7 @@ def _prob_fn(model, bf16:bool):
     "Normalised batch -> lesion probability `(B, h, w)`, with or without bfloat16 autocast."
     bf16_weights = _weights_dtype(model) == torch.bfloat16  # from `bf16_inference_model`: no autocast needed
     def fwd(x):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16 and not bf16_weights):
+        with TRACE_LOCK.running(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16 and not bf16_weights):
             out = model(x.to(torch.bfloat16) if bf16_weights else x).float()
         return out.softmax(1)[:, 1] if out.shape[1] > 1 else out[:, 0].sigmoid()
     return fwd

@@ -14,14 +14,15 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 
 # %% auto #0
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
-           'FORMAT_VERSION', 'load_encoder_weights', 'is_input_size', 'build_model', 'default_config', 'save_model',
-           'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime', 'OnnxModel', 'load_onnx',
-           'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir', 'get_model',
-           'bf16_inference_model', 'inference_model']
+           'FORMAT_VERSION', 'TRACE_LOCK', 'load_encoder_weights', 'is_input_size', 'build_model', 'default_config',
+           'save_model', 'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime', 'OnnxModel',
+           'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir', 'get_model',
+           'TraceLock', 'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
-import os, json, math, weakref, warnings, zipfile
+import os, json, math, weakref, warnings, zipfile, threading
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 
@@ -325,6 +326,28 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
         _MODEL_CACHE[key] = loaded
     return _MODEL_CACHE[key]
 
+# %% ../nbs/api/02_model.ipynb #tl000002
+class TraceLock:
+    "A shared/exclusive lock: forward passes share it (`running`); a torch.fx trace, which patches every module's call, holds it alone (`tracing`)."
+    def __init__(self): self._cond, self._running, self._tracing, self._waiting = threading.Condition(), 0, False, 0
+    @contextmanager
+    def running(self):
+        with self._cond:  # a waiting trace goes first, so a stream of forward passes cannot hold it off for ever
+            self._cond.wait_for(lambda: not (self._tracing or self._waiting)); self._running += 1
+        try: yield
+        finally:
+            with self._cond: self._running -= 1; self._cond.notify_all()
+    @contextmanager
+    def tracing(self):
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not (self._tracing or self._running)); self._waiting -= 1; self._tracing = True
+        try: yield
+        finally:
+            with self._cond: self._tracing = False; self._cond.notify_all()
+
+TRACE_LOCK = TraceLock()
+
 # %% ../nbs/api/02_model.ipynb #5d9c3f18
 def bf16_inference_model(model:torch.nn.Module, # a PyTorch model (it is switched to eval mode)
                          x:torch.Tensor, # an example input batch, on the model's device
@@ -334,8 +357,8 @@ def bf16_inference_model(model:torch.nn.Module, # a PyTorch model (it is switche
     from torch.fx.experimental.optimization import fuse
     model = model.eval()
     try:
-        folded = fuse(model)
-        with torch.inference_mode(): same = torch.allclose(folded(x), model(x), atol=tol, rtol=tol)
+        with TRACE_LOCK.tracing(): folded = fuse(model)
+        with TRACE_LOCK.running(), torch.inference_mode(): same = torch.allclose(folded(x), model(x), atol=tol, rtol=tol)
     except Exception: return None  # not traceable by torch.fx, or not one tensor out
     return folded.to(torch.bfloat16).to(memory_format=torch.channels_last) if same else None
 

@@ -269,3 +269,21 @@ def test_empty_sizes_and_masks_are_refused_where_made():
     assert prob_to_mask(p, (np.int64(3), 5))[0].shape == (3, 5)
     with pytest.raises(SkinsegError, match=r"img.jpg: a mask must be a non-empty HxW array, got shape \(0, 7\)"):
         LesionMask(np.zeros((0, 7), np.uint8), source='img.jpg')
+
+def test_folding_a_model_while_another_runs():
+    "torch.fx patches every module's call while it traces: a forward pass in another thread then failed ('module is not installed as a submodule')."
+    import threading
+    from skinseg.model import build_model, bf16_inference_model
+    from skinseg.core import lesion_prob
+    x = torch.randn(1, 3, 32, 32)
+    running = bf16_inference_model(build_model('smp', 'resnet18', size=(32, 32)), x)
+    other = build_model('smp', 'resnet18', size=(32, 32))
+    errors, stop = [], threading.Event()
+    def forward_passes():
+        while not stop.is_set():
+            try: lesion_prob(running, x)
+            except Exception as e: errors.append(e); return
+    t = threading.Thread(target=forward_passes); t.start()
+    try: folded = [bf16_inference_model(other, x) for _ in range(5)]
+    finally: stop.set(); t.join()
+    assert errors == [] and all(f is not None for f in folded), errors[:1]
