@@ -130,14 +130,15 @@ def signed_distance(m:np.ndarray) -> np.ndarray:
     return (distance_transform_edt(~m) - distance_transform_edt(m)).astype(np.float32)
 
 # ---------------------------------------------------------------- scoring
-def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none', postprocess=False) -> dict:
-    "skinseg's `mask_scores` per image and threshold (arrays of images x thresholds; `px`: the image's pixel count) at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled."
+def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none', postprocess=False, others=()) -> dict:
+    "skinseg's `mask_scores` per image and threshold (arrays of images x thresholds; `px`: the image's pixel count) at the images' own size, via `iter_predict`; `postprocess` keeps each mask's largest lesion with its holes filled; `others`: more model folders whose probability maps are averaged with `model_dir`'s (an ensemble)."
     rows = []
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     images = list(df.image) if colour == 'none' else [shades_of_grey(read_image(f)) for f in df.image]
-    for lm, mpath in zip(iter_predict(images, model_dir, bs=bs, return_prob=True, tta=tta), df['mask']):
+    streams = [iter_predict(images, d, bs=bs, return_prob=True, tta=tta) for d in (model_dir, *others)]
+    for lms, mpath in zip(zip(*streams), df['mask']):
         g = torch.from_numpy(lesion_mask(mpath))
-        p = torch.from_numpy(lm.prob)[None] > thr
+        p = torch.from_numpy(np.mean([lm.prob for lm in lms], 0))[None] > thr
         if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
         rows.append(dict(mask_scores(p, g.expand_as(p)), px=torch.full((len(thresholds),), g.numel())))
     return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'isic', 'area_ratio', 'pred_px', 'gt_px', 'px')}
@@ -212,7 +213,7 @@ def table(path=OUT_JSON) -> str:
             rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
     return '\n'.join(rows)
 
-RESCORE_OWN = ('rescore', 'tta', 'postprocess', 'name', 'threads')  # options of a --rescore call itself; the rest come from the model
+RESCORE_OWN = ('rescore', 'ensemble', 'tta', 'postprocess', 'name', 'threads', 'limit')  # options of a --rescore call itself; the rest come from the model
 
 def ham_subset(ham_tr:pd.DataFrame, n:int) -> pd.DataFrame:
     "The fixed `--ham-train` subset: the first `n` of a numpy default_rng(0) permutation of HAM10000's training side, in file order."
@@ -280,7 +281,11 @@ def main():
     ap.add_argument('--rescore', type=Path, default=None, help='score a trained model folder (no training), e.g. with --tta: a run of this script, or a `skinseg train` model whose split.csv is the seed-42 split')
     ap.add_argument('--tta', action='store_true', help='score with flip test-time augmentation')
     ap.add_argument('--postprocess', action='store_true', help='score with only the largest lesion kept, its holes filled (skinseg.core.keep_largest_lesion)')
+    ap.add_argument('--ensemble', type=Path, nargs='+', default=[], help='with --rescore: more model folders (other seeds of the same variant) whose probability maps are averaged with its model\'s')
     a = ap.parse_args()
+    if a.ensemble and a.rescore is None: sys.exit('--ensemble needs --rescore MODEL_DIR: the first model of the ensemble')
+    for d in a.ensemble:
+        if not (d/CONFIG_NAME).is_file(): sys.exit(f"{d}: no {CONFIG_NAME}, not a model folder")
     if a.rescore is not None:
         if not (a.rescore/CONFIG_NAME).is_file():
             sys.exit(f"{a.rescore}: no {CONFIG_NAME}, not a model folder (this script keeps each run's model in RUN_DIR/model)")
@@ -294,6 +299,7 @@ def main():
                          + ('_bf16' if bf16_supported('cpu') else ''))  # bfloat16 training is not compared as if float32
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training'].get('variant') or a.name or f'skinseg_train_{a.rescore.name}'
+    if a.ensemble: variant += f'+ensemble{1 + len(a.ensemble)}'
     if a.tta: variant += '+tta'
     if a.postprocess: variant += '+largest'
     out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +316,8 @@ def main():
     df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
 
     if a.rescore is not None:
-        try: check_not_trained_on(a.rescore, list(pd.concat([ham_va, isic_te, isic_ca]).image))  # HAM10000 validation, ISIC test and calibration
+        try:
+            for d in (a.rescore, *a.ensemble): check_not_trained_on(d, list(pd.concat([ham_va, isic_te, isic_ca]).image))  # HAM10000 validation, ISIC test and calibration
         except SkinsegError as e: sys.exit(str(e))
         model_dir, config, train_s = a.rescore, cfg, None
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
@@ -347,7 +354,7 @@ def train_model(a, variant, out, size, df, train_df):
 def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
 
     t1 = time.time()
-    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
+    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess, others=getattr(a, 'ensemble', ())) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
     eval_s = time.time() - t1
     calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
     jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
@@ -358,7 +365,8 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham
         config['training']['threshold_chosen_on'] = f'isic_calib ({len(isic_ca)} ISIC 2017 images not trained on): max mean per-image Dice over {THRESHOLDS.tolist()}'
         (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
     by_cli = a.rescore is not None and 'args' not in config['training']  # a `skinseg train` model: its own options and split
-    rec = dict(benchmark='carry_over', variant=variant, seed=a.seed, quick=bool(a.limit), command=command(),
+    seed = '+'.join(str(json.loads((d/CONFIG_NAME).read_text())['training'].get('args', {}).get('seed', '?')) for d in (model_dir, *a.ensemble)) if getattr(a, 'ensemble', None) else a.seed
+    rec = dict(benchmark='carry_over', variant=variant, seed=seed, quick=bool(a.limit), command=command(),
                when_utc=now_utc(), hardware=hardware(), model_dir=rel(model_dir),
                options=vars(a) if not by_cli else {k: v for k, v in vars(a).items() if k in RESCORE_OWN + ('seed',)},
                mean=list(mean), std=list(std),
