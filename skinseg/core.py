@@ -353,12 +353,15 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
                         f"{'' if recursive else '; add --recursive for sub-folders'})")
 
 def _left_out(images:list, recursive:bool, out, files:list) -> list:
-    "One line per kind of file in the named folders that is not predicted (`files` are): named as a mask, or lying inside `--out`."
+    "One line per kind of file that may surprise: in the named folders, not predicted (named as a mask, or inside `--out`); named itself, predicted though named as a mask or ISIC derived file."
     found, out_dir = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()], Path(out).resolve()
     masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and out_dir not in f.resolve().parents)  # not earlier outputs
     inside = len(find_images(images, recursive)) - len(files)
     notes = [f"{len(masks)} file{'s' if len(masks) > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out, "
              f"e.g. {masks[0]}; name such a file itself to predict it"] if masks else []
+    named = [p for p in map(Path, images) if p.suffix.lower() in IMAGE_EXTS and not p.is_dir() and not is_image_file(p)]  # a shell glob `dir/*` names them too
+    notes += [f"{len(named)} file{'s' if len(named) > 1 else ''} named as masks or ISIC derived files (superpixels, attributes) "
+              f"predicted as images because named, e.g. {named[0]}; leave them out if they are not photographs"] if named else []
     return notes + ([f"{inside} image{'s' if inside > 1 else ''} inside the --out folder {out} left out: its files are never inputs"] if inside else [])
 
 def _check_replaceable(out:Path, targets:list):
