@@ -245,7 +245,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
     check_count(bs, 'batch size (bs)'); check_count(streams, 'streams'); check_count(workers, 'workers')
     for v, what in ((return_prob, 'return_prob'), (tta, 'tta'), (postprocess, 'postprocess'), (skip_errors, 'skip_errors'), (bf16, 'bf16'), (fov, 'fov')):
         check_flag(v, what)
-    if threshold is not None and not (isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool) and 0 < threshold < 1):
+    if threshold is not None and not is_threshold(threshold):
         raise SkinsegError(f"threshold must be a number above 0 and below 1, got {threshold!r}")
     items = list(images)
     training = isinstance(model, tuple) and len(model) == 2 and getattr(model[0], 'training', False)  # a caller's model mid-training goes back to it

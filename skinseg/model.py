@@ -15,13 +15,13 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 # %% auto #0
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
            'FORMAT_VERSION', 'TRACE_LOCK', 'load_encoder_weights', 'is_input_size', 'build_model', 'default_config',
-           'save_model', 'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime', 'OnnxModel',
-           'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir', 'get_model',
-           'TraceLock', 'bf16_inference_model', 'inference_model']
+           'save_model', 'is_threshold', 'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime',
+           'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir',
+           'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
-import os, json, math, weakref, warnings, zipfile, threading
+import os, json, math, numbers, weakref, warnings, zipfile, threading
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -145,6 +145,11 @@ FORMAT_VERSION = 1
 
 def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+def is_threshold(v, # any value
+                ) -> bool:
+    "Whether `v` can be a decision threshold on the lesion probability: a number (numpy's too, not a bool) above 0 and below 1."
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1
+
 def _check_config(cfg:dict, path, net:bool=True) -> dict:
     "`cfg` if the fields skinseg uses (only those inference reads unless `net`) have possible values, else a `SkinsegError` naming `path` and the field."
     def bad(field, want): raise file_error(path, f"field {field!r} is {cfg.get(field)!r}; expected {want}")
@@ -166,7 +171,7 @@ def _check_config(cfg:dict, path, net:bool=True) -> dict:
 
 def _check_inference_fields(cfg:dict, bad) -> dict:
     "`cfg` if its threshold, normalisation and inference switches are possible, else `bad(field, what is expected)`."
-    if not _is_num(cfg.get('threshold')) or not 0 < cfg['threshold'] < 1: bad('threshold', 'a number between 0 and 1')
+    if not is_threshold(cfg.get('threshold')): bad('threshold', 'a number between 0 and 1')
     for k, imagenet in (('mean', IMAGENET_MEAN), ('std', IMAGENET_STD)):  # 0-255 values would pass every later step, scoring wrong
         v = cfg.get(k)
         if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_num(o) and 0 <= o <= 1 for o in v)) or (k == 'std' and min(v) <= 0):
