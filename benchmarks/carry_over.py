@@ -289,11 +289,9 @@ def main():
     ap.add_argument('--ensemble', type=Path, nargs='+', default=[], help='with --rescore: more model folders (other seeds of the same variant) whose probability maps are averaged with its model\'s')
     a = ap.parse_args()
     if a.ensemble and a.rescore is None: sys.exit('--ensemble needs --rescore MODEL_DIR: the first model of the ensemble')
-    for d in a.ensemble:
-        if not (d/CONFIG_NAME).is_file(): sys.exit(f"{d}: no {CONFIG_NAME}, not a model folder")
+    for d in ([a.rescore] if a.rescore is not None else []) + a.ensemble:
+        if not (d/CONFIG_NAME).is_file(): sys.exit(f"{d}: no {CONFIG_NAME}, not a model folder (this script keeps each run's model in RUN_DIR/model)")
     if a.rescore is not None:
-        if not (a.rescore/CONFIG_NAME).is_file():
-            sys.exit(f"{a.rescore}: no {CONFIG_NAME}, not a model folder (this script keeps each run's model in RUN_DIR/model)")
         cfg = json.loads((a.rescore/CONFIG_NAME).read_text())
         for k, v in cfg['training'].get('args', {}).items():  # a `skinseg train` model has no 'args': it is scored as it is
             if k not in RESCORE_OWN: setattr(a, k, v)
@@ -321,8 +319,9 @@ def main():
     df = pd.concat([train_df.assign(is_valid=False), monitor.assign(is_valid=True, source='ham')], ignore_index=True)
 
     if a.rescore is not None:
+        scored = list(pd.concat([ham_va, isic_te, isic_ca]).image)  # HAM10000 validation, ISIC test and calibration
         try:
-            for d in (a.rescore, *a.ensemble): check_not_trained_on(d, list(pd.concat([ham_va, isic_te, isic_ca]).image))  # HAM10000 validation, ISIC test and calibration
+            for d in (a.rescore, *a.ensemble): check_not_trained_on(d, scored)
         except SkinsegError as e: sys.exit(str(e))
         model_dir, config, train_s = a.rescore, cfg, None
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
@@ -359,7 +358,7 @@ def train_model(a, variant, out, size, df, train_df):
 def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham_va, isic_te, isic_ca, isic_tr):
 
     t1 = time.time()
-    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess, others=getattr(a, 'ensemble', ())) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
+    res = {name: score(model_dir, d, tta=a.tta, colour=getattr(a, 'colour', 'none'), postprocess=a.postprocess, others=a.ensemble) for name, d in (('ham_val', ham_va), ('isic_test', isic_te), ('isic_calib', isic_ca))}
     eval_s = time.time() - t1
     calib_dice = [summarize(res['isic_calib'], j)['dice'] for j in range(len(THRESHOLDS))]
     jbest = int(np.argmax(calib_dice)); thr = float(THRESHOLDS[jbest]); j05 = int(np.flatnonzero(THRESHOLDS == 0.5)[0])
@@ -370,7 +369,7 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham
         config['training']['threshold_chosen_on'] = f'isic_calib ({len(isic_ca)} ISIC 2017 images not trained on): max mean per-image Dice over {THRESHOLDS.tolist()}'
         (model_dir/CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
     by_cli = a.rescore is not None and 'args' not in config['training']  # a `skinseg train` model: its own options and split
-    seed = '+'.join(str(json.loads((d/CONFIG_NAME).read_text())['training'].get('args', {}).get('seed', '?')) for d in (model_dir, *a.ensemble)) if getattr(a, 'ensemble', None) else a.seed
+    seed = '+'.join(str(json.loads((d/CONFIG_NAME).read_text())['training'].get('args', {}).get('seed', '?')) for d in (model_dir, *a.ensemble)) if a.ensemble else a.seed
     rec = dict(benchmark='carry_over', variant=variant, seed=seed, quick=bool(a.limit), command=command(),
                when_utc=now_utc(), hardware=hardware(), model_dir=rel(model_dir),
                options=vars(a) if not by_cli else {k: v for k, v in vars(a).items() if k in RESCORE_OWN + ('seed',)},
