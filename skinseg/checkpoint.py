@@ -114,7 +114,7 @@ class TrainTracker(Callback):
                  monitor:str='iou', # the recorded metric whose highest value picks the best model
                 ):
         self.out, self.config, self.start_epoch, self.best, self.monitor = Path(out), config, start_epoch, best, monitor
-        self.history = list(history or [])
+        self.history, self.saved = list(history or []), start_epoch  # `saved`: epochs a --resume continues after
     def before_epoch(self): self.t0, self.c0, self.n_img = time.perf_counter(), time.process_time(), 0
     def after_batch(self):
         if self.training: self.n_img += len(self.yb[0])
@@ -135,6 +135,7 @@ class TrainTracker(Callback):
                 save_model(_unwrap(self.model), self.out, self.config)
             save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
                             best=self.best, history=self.history, config=self.config)
+            self.saved = self.epoch + 1
 
 # %% ../nbs/api/12_checkpoint.ipynb #8e6b0108
 class ResumableCSVLogger(CSVLogger):

@@ -86,5 +86,5 @@ def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None
             print(f"skinseg {verb}: error: {e}", file=sys.stderr); return 2
         except OSError as e:  # a folder not writable, a disk full: the file and the system's reason
             print(f"skinseg {verb}: error: {f'{e.filename}: {e.strerror}' if e.filename and e.strerror else one_line(e)}", file=sys.stderr); return 2
-        except KeyboardInterrupt:
-            print(f"skinseg {verb}: interrupted", file=sys.stderr); return 130
+        except KeyboardInterrupt as e:  # train's message says what --resume continues
+            print(f"skinseg {verb}: interrupted" + (f": {e}" if str(e) else ''), file=sys.stderr); return 130

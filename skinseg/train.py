@@ -13,7 +13,7 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 # %% auto #0
 __all__ = ['PRESETS', 'SCHEDULES', 'LOG_HEADER', 'TRAIN_DEFAULTS', 'format_epoch', 'show_progress', 'preset_epochs',
            'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'check_run_files',
-           'NewRunFiles', 'StopOnDivergence', 'resume_conflicts', 'train', 'skinseg_train']
+           'NewRunFiles', 'StopOnDivergence', 'resume_hint', 'resume_conflicts', 'train', 'skinseg_train']
 
 # %% ../nbs/api/13_train.ipynb #itrain
 from .basics import *
@@ -214,6 +214,17 @@ class StopOnDivergence(Callback):
                       f"{self.epoch + 1}; lower the learning rate (--lr) and train again (this epoch was not saved)")
         raise CancelFitException  # passes through fastai's callbacks unwrapped: no epoch end, so nothing is saved
 
+# %% ../nbs/api/13_train.ipynb #int00002
+def resume_hint(data_dir, # the run's dataset folder, or its list of folders
+                out, # the run's output folder (`--out`)
+                saved:int, # epochs saved in its checkpoint (0: none yet)
+                epochs:int, # epochs the run was to train
+               ) -> str:
+    "One line on what a stopped run left in `out`: the epochs saved and the command that resumes it, or that none was saved."
+    if not saved: return f"no epoch of this run was saved in {out}: the same command starts it again"
+    dirs = data_dir if isinstance(data_dir, (list, tuple)) else [data_dir]
+    return f"{saved} of {epochs} epochs saved in {out}: continue with {shlex.join(['skinseg', 'train', *map(str, dirs), '--out', str(out), '--resume'])}"
+
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,
                       schedule='one_cycle', augment='flips', valid_pct=0.2, wd=0., loss='ce_dice')
@@ -330,7 +341,8 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                      schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
     stop = StopOnDivergence()
-    cbs = [stop, TrainTracker(out, config, start_epoch, best, history), SkipToEpoch(start_epoch)]
+    tracker = TrainTracker(out, config, start_epoch, best, history)
+    cbs = [stop, tracker, SkipToEpoch(start_epoch)]
     if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch, keep_old=overwrite and not resume)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
     fit = partial(learn.fit_one_cycle, epochs, lr) if schedule == 'one_cycle' else partial(learn.fit_flat_cos, epochs, lr)
@@ -338,7 +350,9 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         _patch_cpu_broadcast()
         on_gpu = dls.device.type == 'cuda'
         with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu): fit(cbs=cbs)  # Accelerate: NCCL on GPUs, gloo on CPUs
-    else: fit(cbs=cbs)
+    else:
+        try: fit(cbs=cbs)
+        except KeyboardInterrupt: raise KeyboardInterrupt(resume_hint(data_dir, out, tracker.saved, epochs)) from None
     if stop.error: raise SkinsegError(stop.error)
     if distributed:
         print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)

@@ -14,7 +14,7 @@ Docs: https://skinseg.github.io/skinseg/api/tune.html.md"""
 # %% auto #0
 __all__ = ['THRESHOLDS', 'check_not_trained_on', 'export_change', 'rewrite_config', 'inference_scores', 'summarize_options',
            'choose_inference_options', 'record_inference_options', 'threshold_scores', 'choose_threshold',
-           'record_threshold', 'skinseg_calibrate']
+           'record_threshold', 'threshold_caveats', 'skinseg_calibrate']
 
 # %% ../nbs/api/15_tune.ipynb #67c554e1
 from .basics import *
@@ -189,6 +189,29 @@ def record_threshold(model_dir, # skinseg model folder
     rewrite_config(model_dir, cfg)
     return cfg
 
+# %% ../nbs/api/15_tune.ipynb #tc000002
+def threshold_caveats(scores:pd.DataFrame, # from `threshold_scores`
+                      chosen:float, # the threshold chosen, e.g. by `choose_threshold`
+                      before:float, # the model's threshold until now
+                      z:float=2., # standard errors of the paired per-image Dice differences the gain must exceed
+                     ) -> list:
+    "Reasons to doubt `chosen`, one line each: it is at the edge of the thresholds tried; its Dice gain over `before` is within noise."
+    tried, out = sorted(scores.threshold.unique()), []
+    if len(tried) > 1 and chosen in (tried[0], tried[-1]):
+        out.append(f"threshold {chosen:g} is the {'lowest' if chosen == tried[0] else 'highest'} tried ({tried[0]:g}-{tried[-1]:g}), so the best may lie "
+                   "beyond it: the model draws these lesions far off their masks; check that each mask belongs to its image, or train on some of them")
+    ref = min(tried, key=lambda t: abs(t - before))
+    if ref != chosen:
+        dice = scores.pivot(index='image', columns='threshold', values='dice')
+        diff = dice[chosen] - dice[ref]
+        n, gain = len(diff), diff.mean()
+        se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+        if not gain > z * se:
+            noise = f"within {z:g} standard errors ({z * se:.4f})" if n > 1 else "measured on one image"
+            out.append(f"the gain in mean Dice of threshold {chosen:g} over {before:g}, {gain:+.4f} on {n} image{'s' * (n > 1)}, is {noise}, "
+                       "so it may be noise: more labelled images would settle it")
+    return out
+
 # %% ../nbs/api/15_tune.ipynb #th000006
 @call_parse
 def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train`); its config.json is updated
@@ -208,6 +231,7 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
     best, mean = choose_threshold(scores), scores.groupby('threshold').dice.mean()
     old = cfg['threshold']
     record_threshold(model_dir, scores, best, note=f'{data_dir} ({len(pairs)} images)')
+    for line in threshold_caveats(scores, best, old): warnings.warn(f'{data_dir}: {line}')
     near = lambda t: mean.iloc[int(np.argmin(np.abs(mean.index.values - t)))]
     if not quiet: print(f"{model_dir}: threshold {old:g} -> {best:g} (mean Dice {near(old):.4f} -> {mean[best]:.4f} on {len(pairs)} images "
                         f"of {data_dir}); stored in {Path(model_dir)/CONFIG_NAME}")

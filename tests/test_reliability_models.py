@@ -1,5 +1,5 @@
 "Reliability of model files: foreign, truncated and malicious files are refused by name, and nothing is unpickled."
-import json, os, pickle, shlex, shutil, signal, subprocess, sys, textwrap
+import json, os, pickle, re, shlex, shutil, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 import pytest
@@ -194,3 +194,14 @@ def test_calibrate_refuses_images_the_model_trained_on(model_copy, synthetic_dat
     assert (model_copy/CONFIG_NAME).read_bytes() == before
     (model_copy/'split.csv').unlink()  # without its split nothing can be checked: calibrated as before
     assert run_inprocess('calibrate', model_copy, synthetic_data, '--quiet').returncode == 0
+
+def test_calibrate_warns_when_its_threshold_rests_on_too_few_images(model_copy, synthetic_data):
+    "A threshold chosen on one image was stored without a word; it is still stored, with one warning line saying it may be noise. Eight images: no warning."
+    r = run_inprocess('calibrate', model_copy, synthetic_data, '--limit', 1)
+    new = read_model_config(model_copy)['threshold']
+    assert r.returncode == 0 and new != 0.5, (r.stderr, new)
+    assert re.fullmatch(f"skinseg calibrate: warning: {re.escape(str(synthetic_data))}: the gain in mean Dice of threshold {new:g} over 0.5, "
+                        r"\+0\.\d{4} on 1 image, is measured on one image, so it may be noise: more labelled images would settle it\n", r.stderr), r.stderr
+    (model_copy/CONFIG_NAME).write_text(json.dumps(read_model_config(model_copy) | dict(threshold=0.5)))
+    r = run_inprocess('calibrate', model_copy, synthetic_data)
+    assert r.returncode == 0 and r.stderr == '' and read_model_config(model_copy)['threshold'] != 0.5, r.stderr

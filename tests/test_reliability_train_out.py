@@ -1,6 +1,6 @@
 """`skinseg train` and `skinseg demo` never replace what a user keeps in --out: a split or log of their own, their masks
 (or the dataset's ground truth); and a run that replaces a model (--overwrite) keeps the old one until the new one is saved."""
-import shutil
+import shlex, shutil
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -70,7 +70,7 @@ def test_train_starts_again_after_a_stop_in_its_first_epoch(train_data, tmp_path
     out = tmp_path/'run'
     stop_runs(monkeypatch)
     r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet')
-    assert r.returncode == 130 and 'interrupted' in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 130 and r.stderr == f"skinseg train: interrupted: no epoch of this run was saved in {out}: the same command starts it again\n", r.stderr[-2000:]
     assert sorted(files(out)) == ['log.csv'], "the stopped run left a split with no checkpoint"
     monkeypatch.undo()
     from skinseg.train import split_text
@@ -96,13 +96,14 @@ def test_overwrite_stopped_in_its_first_epoch_keeps_the_old_model(train_data, tm
     assert load_model(out)[1]['training']['run']['seed'] == 42  # the old model, usable
     monkeypatch.undo(); stop_runs(monkeypatch, saved=True)
     r = run_inprocess('train', train_data, '--out', out, '--epochs', 2, *TRAIN_FAST[2:], '--seed', 3, '--valid-pct', 0.4, '--overwrite', '--quiet')
-    assert r.returncode == 130, r.stderr[-2000:]
+    resume = f"skinseg train {shlex.quote(str(train_data))} --out {out} --resume"
+    assert r.returncode == 130 and r.stderr == f"skinseg train: interrupted: 1 of 2 epochs saved in {out}: continue with {resume}\n", r.stderr[-2000:]
     monkeypatch.undo()
     from skinseg.train import read_checkpoint, split_text
     from skinseg.splits import training_split
     assert read_checkpoint(out/'checkpoint.safetensors')[1]['epoch'] == 1 and not (out/'model.onnx').exists()
     assert (out/'split.csv').read_text() == split_text(training_split(train_data, 0.4, 3)) != old['split.csv'].decode()
-    r = run_inprocess('train', train_data, '--out', out, '--resume', '--quiet')
+    r = run_inprocess(*shlex.split(resume)[1:], '--quiet')  # the command the message gave
     assert r.returncode == 0, r.stderr[-2000:]
     assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1] and load_model(out)[1]['training']['run']['seed'] == 3
 
