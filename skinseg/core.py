@@ -7,8 +7,8 @@ threshold, optional post-processing by `keep_largest_lesion`), with nothing mark
 `field_of_view`. `iter_predict` runs them over any number of images
 with bounded memory, `predict` is the one-call form, and `skinseg_predict` the `skinseg predict` command, which
 writes `<image_id>_segmentation.png` files (`mask_filename`) and, with `--probs`, `<image_id>_prob.png` files
-(`prob_filename`, recognised by `is_prob_file`). `from skinseg.core import predict` is the public entry point; this
-module also re-exports the model functions (`build_model`, `load_model`, `save_model`, ...).
+(`prob_filename`, recognised by `is_prob_file`). `from skinseg.core import predict` is the public entry point; the model
+functions (`build_model`, `load_model`, `save_model`, ...) are in `skinseg.model`.
 
 Docs: https://skinseg.github.io/skinseg/api/core.html.md"""
 

@@ -1,8 +1,8 @@
 """`skinseg demo`: the main job on an embedded default, trained, predicted, scored and drawn in a few minutes.
 
 `skinseg demo` (what `make demo` runs) shows the whole workflow in a few minutes on a CPU: it trains a U-Net
-briefly on a subset of the real HAM10000 (found under `../shared/data` or `$SKINSEG_DATA`, or a folder given
-with `--data`), predicts masks for the held-out lesions at their original size, scores them with the ISIC
+briefly on a subset of the real HAM10000 (found under `$SKINSEG_DATA`, else `shared/data/` or `data/` of the current folder or one above it,
+`find_data_dir`; or a folder given with `--data`), predicts masks for the held-out lesions at their original size, scores them with the ISIC
 metrics and draws the errors. Without any dataset it generates a small **synthetic** sample and says so; its
 scores then say nothing about real lesions. A short demo run is not the reference recipe: use `skinseg train`
 for that.

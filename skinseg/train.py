@@ -4,7 +4,7 @@
 the best model, a checkpoint after every epoch (`--resume` continues after a crash), the split and a CSV log, and
 one plain line per epoch when no progress bar can be drawn; it never replaces a trained model unasked
 (`--overwrite`). `skinseg train` is the command. The learner itself is built in `skinseg.learner`, the
-checkpoints kept in `skinseg.checkpoint`; both are re-exported here.
+checkpoints kept in `skinseg.checkpoint`.
 
 Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 

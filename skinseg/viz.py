@@ -139,7 +139,7 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
     return scores.sort_values(by, kind='stable').head(n)
 
 # %% ../nbs/api/14_viz.ipynb #716050c8
-def plot_training_log(log, # fastai CSVLogger file (history.csv), or its DataFrame
+def plot_training_log(log, # the `log.csv` of `skinseg train` (or any fastai CSVLogger file), or its DataFrame
                       dpi:int=70, # figure resolution, dots per inch
                      ):
     "Losses and metrics per epoch from a training log; return the figure."
