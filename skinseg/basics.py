@@ -110,7 +110,7 @@ def check_same_length(a, # a list (or other sized sequence)
 def check_list(value, # the argument's value: a list, tuple or other iterable of items
                what:str, # the argument's name, as the caller wrote it
               ) -> list:
-    "`value` as a list; a single str or Path is refused, as it would be taken character by character."
+    "`value` as a list; `SkinsegError` for a single str, bytes or Path, as it would be taken character by character."
     if isinstance(value, (str, bytes, Path)):
         raise SkinsegError(f"{what} must be a list, got the single {type(value).__name__} {str(value)!r}: pass a list of them")
     return list(value)
@@ -120,7 +120,7 @@ def atomic_write(path, # the file to write
                  write_fn, # called with a temporary path beside `path`; writes the content there
                  sync:bool=True, # flush to disk before the rename (off for many small files, e.g. masks)
                 ):
-    "Call `write_fn(tmp_path)` and move the result onto `path` only once it is complete."
+    "Call `write_fn(tmp_path)` and move the result onto `path` only once it is complete; `SkinsegError` naming `path` for an `OSError` on the way (no folder, disk full, no permission)."
     path = Path(path)
     for stale in path.parent.glob(f'.{path.name}.tmp*'): stale.unlink()  # left by a write that was killed
     tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
@@ -140,7 +140,7 @@ _MARK = ('Software', 'skinseg')  # the PNG text chunk that tells skinseg's files
 def save_png(a:np.ndarray, # uint8 array, `HxW` or `HxWx3`
              path, # the PNG file to write
             ) -> Path:
-    "Write `a` as a PNG marked as skinseg's, with `atomic_write`, so an interrupted run leaves no half-written mask."
+    "Write `a` as a PNG marked as skinseg's, with `atomic_write`, so an interrupted run leaves no half-written mask; `SkinsegError` naming `path` if it cannot be written."
     info = PngInfo(); info.add_text(*_MARK)
     return atomic_write(path, lambda p: Image.fromarray(a).save(p, format='PNG', compress_level=1, pnginfo=info), sync=False)
 

@@ -62,7 +62,7 @@ def save_checkpoint(learn, # fastai `Learner` with an optimizer (model may be DD
                     path, # the checkpoint file to write: str or Path
                     **meta, # JSON-serialisable metadata to store beside the state (epoch, best score, config...)
                    ) -> Path: # `path`
-    "Write the learner's full training state to `path` atomically (safetensors + JSON metadata, no pickle)."
+    "Write the learner's full training state to `path` atomically (safetensors + JSON metadata, no pickle); `SkinsegError` naming `path` if it cannot be written."
     from safetensors.torch import save_file
     tensors, meta = checkpoint_state(learn, **meta)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={'skinseg_checkpoint': json.dumps(meta)}))
@@ -83,7 +83,7 @@ def read_checkpoint(path, # checkpoint file written by `save_checkpoint`: str or
 def load_checkpoint(learn, # fastai `Learner` with the same model (and optimizer, if any) as when saved
                     path, # checkpoint file written by `save_checkpoint`: str or Path
                    ) -> dict:
-    "Restore model, optimizer and RNG state from a checkpoint into `learn`; returns its JSON metadata."
+    "Restore model, optimizer and RNG state from a checkpoint into `learn`; returns its JSON metadata; `SkinsegError` naming the file if it is missing or unreadable."
     tensors, meta = read_checkpoint(path)
     _unwrap(learn.model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith('model.')})
     if learn.opt is None: learn.create_opt()

@@ -33,17 +33,21 @@ from dataclasses import dataclass
 
 @dataclass
 class LesionMask:
-    "A predicted lesion mask at the original image size, with its area and bounding box."
+    "A predicted lesion mask at the original image size, with its area and bounding box; `SkinsegError` if `mask` is not a non-empty `HxW` array."
     mask: np.ndarray # HxW uint8, 255 = lesion, 0 = background
-    prob: np.ndarray|None = None # HxW float32 lesion probability, when asked for
+    prob: np.ndarray|None = None # HxW float32 lesion probability in [0, 1], when asked for
     source: str = '' # file name or description of the input
     def __post_init__(self):
         if np.ndim(self.mask) != 2 or 0 in np.shape(self.mask):
             raise file_error(self.source or 'LesionMask', f"a mask must be a non-empty HxW array, got shape {np.shape(self.mask)}")
     @property
-    def area(self) -> int: return int(np.count_nonzero(self.mask))
+    def area(self) -> int:
+        "Lesion area in pixels: the number of nonzero pixels of `mask`."
+        return int(np.count_nonzero(self.mask))
     @property
-    def area_fraction(self) -> float: return self.area / self.mask.size
+    def area_fraction(self) -> float:
+        "Share of the image that is lesion, from 0 to 1: `area` over the number of pixels of `mask`."
+        return self.area / self.mask.size
     @property
     def bbox(self):
         "`(x0, y0, x1, y1)` of the lesion, exclusive end; None when nothing was found."
@@ -55,15 +59,15 @@ class LesionMask:
 def mask_of(m, # a `LesionMask`, or a mask file, PIL image or `HxW` array as `lesion_mask` reads
             name:str='mask', # how errors name an in-memory mask
            ) -> np.ndarray:
-    "Boolean `HxW` lesion mask of a `LesionMask` (its `mask`) or of anything `lesion_mask` reads."
+    "Boolean `HxW` lesion mask of a `LesionMask` (its `mask`) or of anything `lesion_mask` reads; `SkinsegError` if it is not a mask."
     return lesion_mask(m.mask if isinstance(m, LesionMask) else m, name)
 
 # %% ../nbs/api/03_core.ipynb #d1efa5ca
-def load_resized(image, # path, PIL image or numpy array
-                 size, # the model's input (height, width)
+def load_resized(image, # path, PIL image or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
+                 size, # the model's input (height, width) in pixels
                  name:str='image', # how errors name an in-memory image
                 ) -> tuple:
-    "`(image resized to the model's (h, w) as uint8 RGB, original (h, w))` of a path, PIL image or array."
+    "`(resized, (height, width))`: an `hxwx3` uint8 RGB array at `size` and the original size, of a path, PIL image or array; `SkinsegError` for a bad `size`, an unreadable file, or an array of another dtype or shape."
     h, w = as_hw(size)
     if isinstance(image, (str, Path)):
         img, (H, W) = open_image(image, draft=(2 * max(h, w), 2 * min(h, w)))
@@ -76,7 +80,7 @@ def to_batch(arrays:list, # same-size `HxWx3` uint8 RGB arrays
              mean, # 3 per-channel means on the 0-1 scale (the model config's `mean`)
              std, # 3 per-channel standard deviations on the 0-1 scale (the model config's `std`)
             ) -> torch.Tensor:
-    "Stack same-size uint8 RGB arrays into a normalised float batch."
+    "Stack same-size `HxWx3` uint8 RGB arrays into a `(N, 3, h, w)` float32 batch, `(x/255 - mean)/std`; `SkinsegError` for no arrays or arrays of different sizes."
     if not len(arrays): raise SkinsegError("no images to batch")
     if len(shapes := {np.shape(a) for a in arrays}) > 1: raise SkinsegError(f"images of different sizes {sorted(shapes)[:2]} cannot be one batch: resize them to the model's input size first (`load_resized`)")
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
@@ -156,13 +160,13 @@ def keep_largest_lesion(mask:np.ndarray, # boolean lesion mask `(h, w)`
     return out
 
 # %% ../nbs/api/03_core.ipynb #6f6c24ca
-def prob_to_mask(p, # small probability map `(h, w)`: array or CPU tensor
-                 hw, # the original image's (height, width)
+def prob_to_mask(p, # small probability map `(h, w)` in [0, 1]: array or CPU tensor
+                 hw, # the original image's (height, width) in pixels
                  threshold:float=0.5, # lesion where the probability is above this
                  postprocess:bool=False, # keep the largest lesion and fill its holes
                  with_prob:bool=False, # also return the full-size probability map
                 ) -> tuple:
-    "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`."
+    "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`; `SkinsegError` for a `p` that is not a non-empty (h, w) map or an `hw` not of two whole numbers >= 1."
     p = np.asarray(p, np.float32)
     if p.ndim != 2 or 0 in p.shape: raise SkinsegError(f"prob_to_mask: the probability map must be a non-empty (h, w) array, got shape {p.shape}")
     if len(hw) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in hw):
@@ -183,7 +187,7 @@ def field_of_view(image:np.ndarray, # HxWx3 (or HxW) uint8 image
                   min_frac:float=0.01, # the frame must cover at least this share of the image
                   margin:int=0, # also count pixels this close to the frame as outside
                  ) -> np.ndarray:
-    "Boolean HxW map, True inside the field of view: the near-black region holding an image corner is outside."
+    "Boolean HxW map, True inside the field of view: the near-black region holding an image corner is outside; `SkinsegError` for an array that is not a non-empty HxW or HxWxC image."
     from scipy import ndimage
     a = np.asarray(image)
     if a.ndim not in (2, 3) or 0 in a.shape: raise SkinsegError(f"field_of_view needs an HxW or HxWxC image, got shape {a.shape}")
@@ -199,14 +203,14 @@ def field_of_view(image:np.ndarray, # HxWx3 (or HxW) uint8 image
 def in_view(p:np.ndarray, # small lesion probability map `(h, w)` from `lesion_prob`
             image:np.ndarray, # the resized `h x w x 3` uint8 input it was computed from
            ) -> np.ndarray:
-    "`p` with 0 outside the dermoscope's field of view (widened by one pixel for the resize's blur): `predict`'s `fov` step."
+    "`p` with 0 outside the dermoscope's field of view (widened by one pixel for the resize's blur): `predict`'s `fov` step; `SkinsegError` for an `image` that is not HxW or HxWxC."
     return p * field_of_view(image, margin=1)
 
 # %% ../nbs/api/03_core.ipynb #f0v00044
 def fov_on(cfg:dict, # model config (`config.json`)
            fov:bool|None=None, # the caller's choice; None: the config's
           ) -> bool:
-    "Whether `in_view` applies: the caller's choice, else the model config's `fov` (on when the config predates it)."
+    "Whether `in_view` applies: the caller's choice, else the model config's `fov` (on when the config predates it); `SkinsegError` unless `fov` is None, True or False."
     check_flag(fov, 'fov')
     return bool(cfg.get('fov', True) if fov is None else fov)
 
@@ -227,7 +231,7 @@ def _in_order(pool, fn, jobs, ahead:int):
         if len(running) >= ahead: first, fut = running.popleft(); yield first, fut.result()
     while running: first, fut = running.popleft(); yield first, fut.result()
 
-def iter_predict(images:list, # paths, PIL images or numpy arrays
+def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
                  model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
                  bs:int=16, # images per forward pass
                  return_prob:bool=False, # also return the lesion probability map
@@ -241,7 +245,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
                  fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
                  threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
                 ):
-    "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores."
+    "Yield one `LesionMask` per image, in order, running `streams` batches at once, each on its share of the cores; `SkinsegError` for a bad argument, a model it cannot load, or (unless `skip_errors`) an unreadable image."
     check_count(bs, 'batch size (bs)'); check_count(streams, 'streams'); check_count(workers, 'workers')
     for v, what in ((return_prob, 'return_prob'), (tta, 'tta'), (postprocess, 'postprocess'), (skip_errors, 'skip_errors'), (bf16, 'bf16'), (fov, 'fov')):
         check_flag(v, what)
@@ -291,7 +295,7 @@ def iter_predict(images:list, # paths, PIL images or numpy arrays
         if training: net.train()
 
 # %% ../nbs/api/03_core.ipynb #b7d2a5b4
-def predict(images, # path, PIL image, numpy array, or a list (any iterable: a pandas column, a generator) of them
+def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`, or a list (any iterable: a pandas column, a generator) of them
             model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
             return_prob:bool=False, # also return the lesion probability map
@@ -303,7 +307,7 @@ def predict(images, # path, PIL image, numpy array, or a list (any iterable: a p
             fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
             threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
            ):
-    "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list."
+    "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list; `SkinsegError` for a bad argument, a model it cannot load, or an image it cannot read."
     single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf')
     if hasattr(images, 'columns'): raise SkinsegError("images is a table: pass its column of image paths, e.g. df.image")
     if not single and (isinstance(images, (dict, bytes, set)) or not hasattr(images, '__iter__')):
@@ -388,7 +392,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
                     overwrite:bool=False, # replace files of the same names in --out that skinseg did not write (else refused)
                     quiet:bool=False, # no progress bar or summary
                    ) -> int:
-    "Write a lesion mask `<image_id>_segmentation.png` (0/255, the image's own size) per image; exit 1 if any failed."
+    "Write a lesion mask `<image_id>_segmentation.png` (0/255, the image's own size) per image; exit 1 if any image failed (each named), 2 with one error line if the command cannot run."
     from tqdm import tqdm
     images = [images] if isinstance(images, (str, Path)) else images
     check_count(bs, '--bs')

@@ -34,7 +34,7 @@ def check_mask_size(mask, # the mask's path, named in the error
                     image, # the image's path
                     image_hw, # its (height, width) as displayed
                    ):
-    "Refuse a mask whose size differs from its image's: resizing both would silently misalign them."
+    "Raise a `SkinsegError` naming `mask` if its size differs from its image's: resizing both would silently misalign them."
     if tuple(mask_hw[:2]) != tuple(image_hw[:2]):
         raise file_error(mask, f"mask is {mask_hw[1]}x{mask_hw[0]} but its image {Path(image).name} is "
                                f"{image_hw[1]}x{image_hw[0]}; fix or remove the pair (run skinseg check)")
@@ -67,7 +67,7 @@ def _save_npy(path, a:np.ndarray):
 # %% ../nbs/api/07_data.ipynb #d29b3aeb
 def check_masks(df:pd.DataFrame, # pairs with `image` and `mask` (None where an image has no mask)
                ):
-    "Refuse a pairs table with an image that has no mask, naming the first one."
+    "Raise a `SkinsegError` naming the first image of `df` that has no mask."
     missing = df[df['mask'].isna()]
     if len(missing): raise file_error(missing.image.iloc[0], f"no mask for this image ({len(missing)} images without masks; run skinseg check)")
 
@@ -78,7 +78,7 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
             cache_dir:str|Path|None=None, # also save/load the arrays as .npy files here
             workers:int|None=None, # decoding threads (default: CPU count)
            ) -> tuple:
-    "`(images NxHxWx3, masks NxHxW 0/1)` uint8 arrays of `df`'s pairs at `size`, decoded once and kept."
+    "`(images NxHxWx3, masks NxHxW 0/1)` uint8 arrays of `df`'s pairs at `size`, decoded once and kept; `SkinsegError` for an empty table, or naming the file of a pair that is missing, unreadable or of two sizes."
     if not len(df): raise SkinsegError("presize: no image/mask pairs to resize (the table is empty)")
     size = as_hw(size); check_masks(df)
     key = _cache_key(df, size)
@@ -128,7 +128,7 @@ def check_dataset(data_dir, # dataset folder (any layout `find_pairs` knows), or
                   workers:int|None=None, # reading threads (default: 2 per CPU)
                   progress:bool=False, # show a progress bar on stderr
                  ) -> list:
-    "Every problem found in `data_dir`, one `path: what is wrong` string each; empty when the set is clean."
+    "Every problem found in `data_dir`, one `path: what is wrong` string each; empty when the set is clean; `SkinsegError` for a folder `scan_dataset` refuses."
     scan = scan_dataset(data_dir); images, masks, meta = scan.images, scan.masks, scan.meta
     problems = _duplicates(images, lambda p: layout_image_id(p, scan.layout), 'image') + _duplicates(masks, mask_id, 'mask')
     if meta is not None:
@@ -149,7 +149,7 @@ def skinseg_check(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
                   workers:int=None, # reading threads (default: 2 per CPU)
                   quiet:bool=False, # no progress bar
                  ) -> int:
-    "Check every image/mask pair of a dataset; print one line per problem. Exit status 1 if any were found."
+    "Check every image/mask pair of a dataset; print one line per problem. Exit status 1 if any were found, 2 with one error line if the command cannot run."
     check_count(workers, '--workers')
     scan = scan_dataset(data_dir)
     problems = check_dataset(scan, workers, progress=not quiet)

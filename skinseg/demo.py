@@ -46,7 +46,7 @@ DEMO_FILES = ('scores.csv', 'summary.json', 'errors.png')  # what the demo write
 def save_figure(fig, # a matplotlib figure
                 path, # the PNG file to write
                ) -> Path:
-    "Write `fig` as a PNG with `save_png`: atomically, and marked as skinseg's, so that a later demo may replace it."
+    "Write `fig` as a PNG with `save_png`: atomically, and marked as skinseg's, so that a later demo may replace it; `SkinsegError` naming `path` if it cannot be written."
     buf = io.BytesIO(); fig.savefig(buf, format='png')
     return save_png(np.asarray(Image.open(buf).convert('RGB')), path)
 
@@ -54,7 +54,7 @@ def check_demo_out(out:Path, # the demo's output folder
                    data_dir:Path|None, # the dataset it trains on (None: a synthetic sample it writes into `out`)
                    overwrite:bool=False, # `--overwrite`: an earlier demo's scores, summary and picture may be replaced
                   ):
-    "Refuse, before any work, a demo that would write its masks over ground truth or replace files that skinseg did not write."
+    "Raise a `SkinsegError`, before any work, if a demo would write its masks over ground truth or replace files that skinseg did not write."
     masks = Path(out)/'masks'
     if data_dir is not None and masks.is_dir() and masks.resolve() in {Path(m).resolve().parent for m in find_pairs(data_dir)['mask'].dropna()}:
         raise file_error(masks, "holds the ground-truth masks of --data: the demo would write its predicted masks over them "
@@ -78,7 +78,7 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
              quiet:bool=False, # print nothing but warnings and errors
              overwrite:bool=False, # replace an earlier demo's model (`out/model`) and results (else refused; `check_demo_out`)
             ) -> dict:
-    "Train briefly, predict the validation images at full size, score and draw them; return the summary."
+    "Train briefly, predict the validation images at full size, score and draw them; return the summary; `SkinsegError` for a bad option or dataset, or an `out` holding files it must not replace."
     check_count(n_images, '--n-images'); size = check_train_options(Path(out)/'model', epochs, 16, size, 'one_cycle')
     if n_images < 20: raise SkinsegError(f"--n-images {n_images} is too few: the demo trains on batches of 16 and holds a fifth out for validation, so it needs at least 20")
     out = Path(out)
@@ -116,6 +116,6 @@ def skinseg_demo(out:str='demo_out', # folder for the model, masks, scores and p
                  quiet:bool=False, # print only the summary (no per-epoch lines)
                  overwrite:bool=False, # replace an earlier demo's model and results in --out (without it, the demo refuses to)
                 ):
-    "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors."
+    "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors; errors: one line on stderr, exit status 2."
     summary = run_demo(out, data, n_images, epochs, tuple(size), pretrained, quiet, overwrite)
     print(json.dumps(summary, indent=2))

@@ -43,7 +43,7 @@ def _file_entry(f:dict, base:str) -> dict:
 def dataverse_files(doi:str=HAM10000_DOI, # dataset's persistent id
                     base_url:str|None=None, # Dataverse server (default `$SKINSEG_DATAVERSE_URL` or Harvard's)
                    ) -> list:
-    "The files of a Dataverse dataset: dicts with id, name (original name for tabular files), md5, size, url."
+    "The files of a Dataverse dataset: dicts with id, name (original name for tabular files), md5, size, url; `SkinsegError` naming the URL if the server cannot be reached or its reply is not a file list."
     base = _base_url(base_url)
     url = f"{base}/api/datasets/:persistentId/?persistentId={doi}"
     try:
@@ -71,7 +71,7 @@ def download_file(url:str, # file URL
           retry_wait:float=2., # seconds before the first retry (doubling)
           progress:bool=True, # tqdm progress bar on stderr
          ) -> Path:
-    "Download `url` to `dest` via `dest.part`, resuming with HTTP Range, and verify its MD5."
+    "Download `url` to `dest` via `dest.part`, resuming with HTTP Range, and verify its MD5; `SkinsegError` naming the URL or file if access is refused (HTTP 401/403/404), all `retries` fail, or the MD5 differs."
     from tqdm.auto import tqdm
     dest = Path(dest); part = dest.with_name(dest.name + '.part')
     if dest.is_file() and (md5 is None or _md5(dest) == md5.lower()): return dest  # fetched before, or by hand
@@ -127,7 +127,7 @@ def download_ham10000(dest:str|Path='data/ham10000', # folder to create the offi
                       progress:bool=True, # progress bars
                       retry_wait:float=2., # seconds before the first retry after a broken transfer
                      ) -> Path:
-    "Download HAM10000 images, lesion masks and metadata from Dataverse into `dest`, resumable and checksummed."
+    "Download HAM10000 images, lesion masks and metadata from Dataverse into `dest`, resumable and checksummed; `SkinsegError` if the server cannot be reached or lacks a file, or a download or zip is bad."
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     state_file = dest/'.skinseg_download.json'
     done = json.loads(state_file.read_text()) if state_file.is_file() else {}
@@ -154,7 +154,7 @@ def skinseg_download(dataset:str='ham10000', # dataset to download (only 'ham100
                      keep_zips:bool=False, # keep the zip files after unpacking
                      quiet:bool=False, # no progress bars
                     ) -> int:
-    "Download HAM10000 (images, lesion masks, metadata) from Harvard Dataverse: resumable, MD5-checked."
+    "Download HAM10000 (images, lesion masks, metadata) from Harvard Dataverse: resumable, MD5-checked; errors: one line on stderr, exit status 2."
     if dataset.lower() != 'ham10000': raise SkinsegError(f"unknown dataset {dataset!r}: only 'ham10000' can be downloaded")
     print(HAM10000_CREDIT)
     out = download_ham10000(dest, base_url, keep_zips, progress=not quiet)

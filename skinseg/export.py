@@ -83,7 +83,7 @@ def export_onnx(model_dir, # skinseg model folder
                 opset:int=18, # ONNX opset: 17 up to the newest the installed `onnx` knows
                 overwrite:bool=False, # replace an existing `out` other than an export in the model folder (never its other files)
                ) -> Path:
-    "Export a skinseg model to ONNX with a dynamic batch axis and its config as metadata."
+    "Export a skinseg model to ONNX with a dynamic batch axis and its config as metadata; `SkinsegError` for an unsupported opset, a model it cannot load, or an `out` it must not write over."
     import onnx
     _check_opset(opset)
     net, cfg = load_model(model_dir)
@@ -105,7 +105,7 @@ def export_torchscript(model_dir, # skinseg model folder
                        out=None, # file or folder to write; default `model_dir/model.pt`
                        overwrite:bool=False, # replace an existing `out` other than an export in the model folder (never its other files)
                       ) -> Path:
-    "Export a skinseg model to TorchScript (`torch.jit.trace`) with `config.json` inside the archive."
+    "Export a skinseg model to TorchScript (`torch.jit.trace`) with `config.json` inside the archive; `SkinsegError` for a model it cannot load or an `out` it must not write over."
     net, cfg = load_model(model_dir)
     out = _out_path(model_dir, 'torchscript', out, overwrite)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -116,9 +116,9 @@ def export_torchscript(model_dir, # skinseg model folder
 # %% ../nbs/api/16_export.ipynb #191e28bb
 def compare_exported(model_dir, # skinseg model folder
                      exported, # file written by `export_onnx` or `export_torchscript`
-                     images:list, # images to compare on (paths or arrays)
+                     images:list, # images to compare on (paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`)
                     ) -> dict:
-    "Largest probability difference and differing mask pixels between PyTorch and an exported model."
+    "Largest probability difference and differing mask pixels between PyTorch and an exported model; `SkinsegError` for no images, a model or export it cannot load, or an image it cannot read."
     images = list(images)
     if not images: raise SkinsegError("compare_exported needs at least one image to compare on")
     ref = predict(images, model_dir, return_prob=True, tta=False, postprocess=False, bf16=False)  # exports run in float32
@@ -137,7 +137,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
                    quiet:bool=False, # print nothing unless the export is not faithful
                    overwrite:bool=False, # replace an existing --out file (else only an earlier export in the model folder is replaced)
                   ) -> int:
-    "Export a trained model to ONNX or TorchScript and check that it predicts the same masks."
+    "Export a trained model to ONNX or TorchScript and check that it predicts the same masks; exit 1 if it does not, 2 with one error line if the command cannot run."
     if format not in FORMATS: raise SkinsegError(f"unknown export format {format!r}: choose one of {tuple(FORMATS)}")
     read_model_config(model_dir)
     if check_images:

@@ -79,7 +79,7 @@ def _to_uint8(img:Image.Image):
 def open_image(path, # image file
                draft:tuple|None=None, # a JPEG may be decoded at a reduced scale down to this (long side, short side)
               ) -> tuple:
-    "`(8-bit RGB PIL image in display orientation, full-size (height, width))` of an image file."
+    "`(8-bit RGB PIL image in display orientation, full-size (height, width))` of an image file; `SkinsegError` naming the file if it is missing, empty or unreadable."
     img, (w, h), wide = _decode(path, draft)
     rgb = _to_uint8(img).convert('RGB')
     if wide: _warn_if_dark(np.asarray(rgb), path)
@@ -87,13 +87,13 @@ def open_image(path, # image file
 
 def read_image(path, # image file: str or Path
               ) -> np.ndarray:
-    "Read an image file as an `HxWx3` uint8 RGB array in display (EXIF) orientation."
+    "Read an image file as an `HxWx3` uint8 RGB array in display (EXIF) orientation; `SkinsegError` naming the file if it is missing, empty or unreadable."
     return np.asarray(open_image(path)[0])
 
 # %% ../nbs/api/01_images.ipynb #8daf95c4
 def display_hw(path, # image file: str or Path
               ) -> tuple:
-    "`(height, width)` of an image file as displayed (EXIF orientation applied), from its header only."
+    "`(height, width)` of an image file as displayed (EXIF orientation applied), from its header only; `SkinsegError` naming the file if it is missing, empty or unreadable."
     path = Path(path)
     with _image_file(path), Image.open(path) as im:
         w, h = im.size
@@ -103,7 +103,7 @@ def display_hw(path, # image file: str or Path
 def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
                  name:str='image', # how errors name an in-memory array
                 ) -> np.ndarray:
-    "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA)."
+    "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA); `SkinsegError` for another dtype or shape, or a file it cannot read."
     if isinstance(image, (str, Path)): return read_image(image)
     if isinstance(image, Image.Image):
         a = np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
@@ -169,7 +169,7 @@ def _wide_levels(img:Image.Image) -> np.ndarray:
 
 def read_mask(path, # mask file: str or Path
              ) -> np.ndarray:
-    "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks)."
+    "Read a mask file by the mask rule: `HxW` uint8 levels (0/255 for palette and colour masks); `SkinsegError` naming the file if it is missing, unreadable or not a binary mask."
     return _image_levels(_decode(path)[0], path)[0]
 
 def _image_levels(img:Image.Image, source):
@@ -185,7 +185,7 @@ def _image_levels(img:Image.Image, source):
 def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
                   name:str='mask', # what to call it in an error
                  ) -> np.ndarray:
-    "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5."
+    "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5; `SkinsegError` for another shape or dtype, values out of range, or a mask that is not binary."
     if isinstance(mask, Image.Image): return lesion_mask(mask, name)  # by its mode: a palette by its colours
     if hasattr(mask, 'detach'): mask = mask.detach().cpu().numpy()  # a torch tensor, wherever it lives
     a = np.asarray(mask)

@@ -34,7 +34,7 @@ def _decode_text(raw:bytes) -> str:
 def read_table(path:Path, # the CSV (or tab-separated) file: str or Path
                what:str='table', # what to call the file in an error, e.g. 'split CSV'
               ) -> pd.DataFrame:
-    "A table of strings from a CSV saved anyhow: any encoding mark, comma, semicolon or tab; names and values trimmed."
+    "A table of strings from a CSV saved anyhow: any encoding mark, comma, semicolon or tab; names and values trimmed; `SkinsegError` naming the file if it cannot be read or parsed."
     try:
         text = _decode_text(Path(path).read_bytes())
         sep = max((',', ';', '\t'), key=text.lstrip().split('\n', 1)[0].count)
@@ -90,6 +90,7 @@ def _layout(data_dir:Path):
 
 # %% ../nbs/api/05_layouts.ipynb #3a0ed55c
 DatasetFiles = namedtuple('DatasetFiles', 'folder layout images masks meta')
+DatasetFiles.__doc__ = "What `scan_dataset` finds: `folder` (the dataset's Path), `layout` (its name, e.g. 'HAM10000'), `images` and `masks` (lists of Paths), `meta` (metadata DataFrame or None)."
 
 _EXPECTED = ("expected HAM10000 (HAM10000_images_part_1/ + HAM10000_segmentations_lesion_tschandl/), ISIC 2016-2018 "
              "Task 1 (an image folder beside a *GroundTruth folder), PH2 (PH2 Dataset images/IMDxxx/), nnU-Net "
@@ -138,7 +139,7 @@ def _stamp(data_dir:Path, dirs, meta) -> tuple:
 
 def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned (returned as it is)
                 ) -> DatasetFiles:
-    "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged."
+    "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged; `SkinsegError` naming the folder if it is missing, of no known layout, or holds no images."
     if isinstance(data_dir, DatasetFiles): return data_dir
     data_dir = Path(data_dir)
     if data_dir.is_file(): raise file_error(data_dir, "is a file, not a folder: give the dataset folder that holds the images")
@@ -178,7 +179,7 @@ def _warn_unpaired(mask_of:dict, image_of:dict):
 def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan_dataset`
                keep_first:bool=False, # pair the first of an id's two images (or masks) instead of refusing, as `check_dataset` does to list them all
               ) -> pd.DataFrame:
-    "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx."
+    "One row per image: image_id, image and mask paths (mask None if missing), lesion_id, dx; `SkinsegError` for a folder `scan_dataset` refuses, or an id with two images or masks (unless `keep_first`)."
     _, layout, images, masks, meta = scan_dataset(data_dir)
     image_of = _by_id(images, lambda p: layout_image_id(p, layout), 'image', keep_first)
     mask_of = _by_id(masks, mask_id, 'mask', keep_first)
@@ -201,7 +202,7 @@ def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan
 # %% ../nbs/api/05_layouts.ipynb #mf000002
 def find_pairs_of(folders:list, # dataset folders, each in any layout `find_pairs` reads
                  ) -> pd.DataFrame:
-    "`find_pairs` of several folders in one table, with a `source` column (the folder); an id in two folders is an error."
+    "`find_pairs` of several folders in one table, with a `source` column (the folder); `SkinsegError` for no folders, a folder `find_pairs` refuses, or an id in two folders."
     if not len(folders): raise SkinsegError("no dataset folders given")
     df = pd.concat([find_pairs(f).assign(source=str(f)) for f in folders], ignore_index=True)
     twice = df[df.image_id.duplicated(keep=False)]

@@ -38,7 +38,11 @@ class CEDiceLoss(nn.Module):
                  smooth:float=1., # added to the Dice numerator and denominator: no 0/0 on images without lesion
                 ):
         super().__init__(); self.dice_weight, self.smooth = dice_weight, smooth
-    def forward(self, pred, targ):
+    def forward(self,
+                pred, # logits `(B, 2, H, W)`: background, lesion
+                targ, # class indices `(B, H, W)`: 0 background, 1 lesion
+               ):
+        "The loss, a scalar tensor: mean cross-entropy plus `dice_weight` times (1 - mean per-image soft Dice of the lesion class)."
         pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
         ce = F.cross_entropy(pred, targ)
         p, t = pred.softmax(1)[:, 1].flatten(1), (targ == 1).float().flatten(1)
@@ -54,7 +58,11 @@ class CELovaszLoss(CEDiceLoss):
         super().__init__()
         from segmentation_models_pytorch.losses import LovaszLoss
         self.lovasz = LovaszLoss('binary', per_image=True)
-    def forward(self, pred, targ):
+    def forward(self,
+                pred, # logits `(B, 2, H, W)`: background, lesion
+                targ, # class indices `(B, H, W)`: 0 background, 1 lesion
+               ):
+        "The loss, a scalar tensor: mean cross-entropy plus the mean per-image Lovász hinge of the lesion logit (lesion minus background)."
         pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
         logit = (pred[:, 1] - pred[:, 0])[:, None]  # the softmax's lesion probability is the sigmoid of this
         return F.cross_entropy(pred, targ) + self.lovasz(logit, (targ == 1).float()[:, None])
@@ -115,7 +123,7 @@ def model_for_training(arch='smp', # 'smp' (segmentation-models-pytorch Unet) or
                        size=(256, 256), # input size (height, width)
                        encoder='resnet34', # ResNet encoder name
                       ) -> tuple:
-    "`(model, how the encoder was initialised)`, falling back to random init with one warning when the download fails."
+    "`(model, how the encoder was initialised)`, falling back to random init with one warning when the download fails; `SkinsegError` for an unknown arch or encoder, a bad size, or a `weights` file it cannot read or fit."
     build = partial(build_model, arch, encoder, size=size)
     if weights is not None: return build(weights=weights), f'ImageNet weights from {weights}'
     if not pretrained: return build(), 'random (no pretraining requested)'
@@ -134,7 +142,7 @@ def seg_learner(dls, # fastai DataLoaders from `skinseg.loaders.seg_dataloaders`
                 path='.', # where fastai puts its files
                 loss:str='ce_dice', # a name in `LOSSES`: 'ce_dice' (the recipe's CE + Dice) or 'ce_lovasz'
                ) -> Learner:
-    "A fastai `Learner` for the U-Net with the recipe's loss (CE + Dice, or `loss`), AdamW and per-image metrics."
+    "A fastai `Learner` for the U-Net with the recipe's loss (CE + Dice, or `loss`), AdamW and per-image metrics; `SkinsegError` for an unknown `loss`."
     cbs = ([BF16Autocast()] if bf16 else []) + ([ChannelsLast()] if channels_last else [])
     return Learner(dls, model, loss_func=make_loss(loss), opt_func=partial(Adam, decouple_wd=True), lr=lr, wd=wd,
                    metrics=seg_metrics(), cbs=cbs, path=path)

@@ -31,7 +31,7 @@ from fastai.data.core import TfmdDL
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 class ColourJitter(RandTransform):
-    "Per-image brightness, contrast, saturation and hue jitter on a float batch, as one colour matrix."
+    "Per-image brightness, contrast, saturation and hue jitter of a float batch `(N, 3, H, W)` in [0, 1], before `Normalize`, as one colour matrix; the result clamped to [0, 1]."
     order, split_idx = 40, 0
     def __init__(self,
                  brightness:float=0.1, # brightness factor drawn uniformly from `1 ± brightness`
@@ -64,7 +64,7 @@ def _flip_codes(x): return _FLIPS.to(x.device)[torch.randint(0, 4, (x.size(0),),
 
 def seg_augment(kind:str='flips', # 'flips': flips only; 'standard': flips, free rotation, mild zoom, colour jitter
                ) -> list:
-    "Batch augmentations for dermoscopy, by name (one of `AUGMENTATIONS`)."
+    "Batch augmentations for dermoscopy, by name (one of `AUGMENTATIONS`); `SkinsegError` for any other name."
     if kind == 'flips': return [Dihedral(p=1., draw=_flip_codes)]
     if kind != 'standard': raise SkinsegError(f"unknown augmentation {kind!r}: choose one of {AUGMENTATIONS}")
     return [*aug_transforms(do_flip=True, flip_vert=True, max_rotate=180., min_zoom=1., max_zoom=1.1,
@@ -95,7 +95,7 @@ def seg_datablock(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                   aug:bool|str=True, # batch augmentation: a name in `AUGMENTATIONS` (True: 'flips'), or False for none
                   arrays:tuple|None=None, # `presize`d `(images, masks)`; None reads and resizes each item
                  ) -> DataBlock:
-    "A fastai `DataBlock` of image/mask pairs whose items are `df`'s row numbers, split by `is_valid`."
+    "A fastai `DataBlock` of image/mask pairs whose items are `df`'s row numbers, split by `is_valid`; `SkinsegError` if `df` has no `is_valid` column or an image without a mask."
     _check_pairs(df)
     if arrays is not None: getters, item_tfms = (_RowGetter('image', arrays=arrays[0]), _RowGetter('mask', arrays=arrays[1])), []
     else: getters, item_tfms = (_RowGetter('image', list(df.image)), _RowGetter('mask', list(df['mask']), images=list(df.image))), [Resize(size, method=ResizeMethod.Squish)]
@@ -143,7 +143,7 @@ def seg_dataloaders(df:pd.DataFrame, # pairs with `image`, `mask` and `is_valid`
                     seed:int=42, # seeds the shuffling order
                     device=None, # None: fastai's default (GPU when there is one)
                    ) -> DataLoaders:
-    "fastai `DataLoaders` of `df`'s image/mask pairs: presized once, batch-augmented, ImageNet-normalised."
+    "fastai `DataLoaders` of `df`'s pairs, presized once, batch-augmented: images `(bs, 3, H, W)` float32 ImageNet-normalised, masks `(bs, H, W)` int64 0/1; `SkinsegError` for fewer training images than `bs` or a bad pair."
     size = as_hw(size); check_count(bs, 'bs')
     df = df.reset_index(drop=True); _check_pairs(df)
     if (n := int((~df.is_valid.astype(bool)).sum())) < bs:  # fastai drops an incomplete last batch: no step would run

@@ -52,7 +52,7 @@ def _read_state_dict(path):
 def load_encoder_weights(encoder:torch.nn.Module, # ResNet encoder with torchvision's key names (a U-Net's `encoder`, or a torchvision ResNet)
                          path, # local weights file: `.safetensors` or a PyTorch state dict (`.pth`)
                         ):
-    "Load ImageNet ResNet weights (torchvision key names, e.g. `resnet34-b627a593.pth`) from a local file."
+    "Load ImageNet ResNet weights (torchvision key names, e.g. `resnet34-b627a593.pth`) from a local file; `SkinsegError` naming the file if it is missing, unreadable or does not fit the encoder."
     sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith('fc.')}
     missing, unexpected = torch.nn.Module.load_state_dict(encoder, sd, strict=False)  # smp's override returns None
     missing = [k for k in missing if not k.startswith('fc.')]  # the classifier head is not part of a U-Net
@@ -95,9 +95,9 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                 n_classes:int=2, # output channels: background and lesion
                 pretrained:bool=False, # download ImageNet encoder weights (needs internet)
                 weights:str|Path|None=None, # local ImageNet encoder weights file; used instead of a download
-                size:tuple=(256, 256), # input size (height, width); fastai's DynamicUnet is built for it
+                size:tuple=(256, 256), # input size (height, width) in pixels, each side a multiple of 32 (at least 32); fastai's DynamicUnet is built for it
                ) -> torch.nn.Module:
-    "A U-Net with a ResNet encoder, optionally ImageNet-initialised from a download or a local file."
+    "A ResNet-encoder U-Net, optionally ImageNet-initialised: `(N, 3, H, W)` in (H, W multiples of 32), logits `(N, n_classes, H, W)` out; `SkinsegError` for an unknown arch or encoder, a bad size, or unusable weights."
     if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
     if not is_input_size(hw := as_hw(size)):
         raise SkinsegError(f"size {hw}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
@@ -131,7 +131,7 @@ def save_model(model:torch.nn.Module, # trained network
                model_dir:str|Path, # folder to write `model.safetensors` and `config.json` into
                config:dict, # see `default_config`
               ) -> Path:
-    "Save `model` as safetensors weights plus a JSON config in `model_dir`, atomically."
+    "Save `model` as safetensors weights plus a JSON config in `model_dir`, atomically; `SkinsegError` for a config `load_model` would refuse, or a file it cannot write."
     from safetensors.torch import save_model as st_save
     model_dir = Path(model_dir)
     _check_config(config, model_dir/CONFIG_NAME)  # a config `load_model` would refuse is refused before anything is written
@@ -184,7 +184,7 @@ def _check_inference_fields(cfg:dict, bad) -> dict:
 def parse_model_config(text:str|bytes, # the JSON text of a model config
                        source, # the file it came from, named in errors
                       ) -> dict:
-    "A skinseg model config from its JSON text, checked and completed with the defaults."
+    "A skinseg model config from its JSON text, checked and completed with the defaults; `SkinsegError` naming `source` if it is not JSON or a skinseg config, or a field is missing or impossible."
     try: cfg = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as e: raise file_error(source, f"not valid JSON ({str(e)[:100]})") from None
     if not isinstance(cfg, dict) or cfg.get('format') != MODEL_FORMAT:
@@ -195,7 +195,7 @@ def parse_model_config(text:str|bytes, # the JSON text of a model config
 
 def read_model_config(model_dir, # skinseg model folder (or its `model.safetensors` or `config.json` file): str or Path
                      ) -> dict:
-    "The `config.json` of a skinseg model folder, checked."
+    "The `config.json` of a skinseg model folder, checked; `SkinsegError` naming the folder or file if there is no model config there or it is invalid."
     model_dir = Path(model_dir)
     if model_dir.is_file() and model_dir.name in (WEIGHTS_NAME, CONFIG_NAME): model_dir = model_dir.parent
     if not model_dir.is_dir(): raise file_error(model_dir, "no model folder here (train one with `skinseg train`)")
@@ -207,7 +207,7 @@ def read_model_config(model_dir, # skinseg model folder (or its `model.safetenso
 def load_model(model_dir:str|Path, # folder written by `save_model`
                device:str='cpu', # where to put the weights
               ) -> tuple:
-    "Load `(model, config)` from a skinseg model folder; safetensors only, so nothing is unpickled."
+    "Load `(model, config)` from a skinseg model folder; safetensors only, so nothing is unpickled; `SkinsegError` naming the file if the config or weights are missing, unreadable or do not fit."
     from safetensors.torch import load_file
     cfg = read_model_config(model_dir)
     wpath = Path(model_dir)/WEIGHTS_NAME if Path(model_dir).is_dir() else Path(model_dir).parent/WEIGHTS_NAME
@@ -240,14 +240,17 @@ class OnnxModel:
         providers = (['CUDAExecutionProvider'] if device.startswith('cuda') else []) + ['CPUExecutionProvider']
         self.session = ort.InferenceSession(str(path), providers=[p for p in providers if p in ort.get_available_providers()])
         self.input_name = self.session.get_inputs()[0].name
-    def __call__(self, x:torch.Tensor) -> torch.Tensor:
+    def __call__(self,
+                 x:torch.Tensor, # normalised float batch `(N, 3, h, w)`, (h, w) the config's `input_size` (only N may vary); any device
+                ) -> torch.Tensor:
+        "Logits `(N, n_classes, h, w)` of `x` from onnxruntime, as a float32 CPU tensor."
         x = x.detach().cpu().float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
 def load_onnx(path, # ONNX file written by `export_onnx`: str or Path
               device:str='cpu', # 'cuda...' runs on the GPU when onnxruntime has CUDA, anything else on the CPU
              ) -> tuple:
-    "`(OnnxModel, config)` from an ONNX file written by `export_onnx`."
+    "`(OnnxModel, config)` from an ONNX file written by `export_onnx`; `SkinsegError` naming the file if it is missing, unreadable or not exported by skinseg."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "ONNX file not found")
     try:
@@ -261,7 +264,7 @@ def load_onnx(path, # ONNX file written by `export_onnx`: str or Path
 def load_torchscript(path, # TorchScript file written by `export_torchscript`: str or Path
                      device:str='cpu', # where to put the weights ('cpu', 'cuda', 'cuda:N', 'mps')
                     ) -> tuple:
-    "`(ScriptModule, config)` from a file written by `export_torchscript`."
+    "`(ScriptModule, config)` from a file written by `export_torchscript`; `SkinsegError` naming the file if it is missing, unreadable or not exported by skinseg."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "TorchScript file not found")
     extra = {CONFIG_NAME: ''}
@@ -277,7 +280,7 @@ def load_torchscript(path, # TorchScript file written by `export_torchscript`: s
 def load_exported(path, # exported file: `.onnx` is read as ONNX, anything else as TorchScript
                   device:str='cpu', # where to run it ('cpu', 'cuda', 'cuda:N', 'mps'); ONNX runs on the CPU unless 'cuda...'
                  ) -> tuple:
-    "`(model, config)` from an exported `.onnx` or TorchScript `.pt` file."
+    "`(model, config)` from an exported `.onnx` or TorchScript `.pt` file; `SkinsegError` naming the file if it is missing, unreadable or not exported by skinseg."
     return load_onnx(path, device) if Path(path).suffix == '.onnx' else load_torchscript(path, device)
 
 # %% ../nbs/api/02_model.ipynb #e7c0f1a2
@@ -309,7 +312,7 @@ def default_model_dir():
 def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, config)` pair (its config checked), or None: `default_model_dir()`
               device:str='cpu', # where to load it: 'cpu', 'cuda' (or 'cuda:N') or 'mps'
              ):
-    "`(model, config)` from a loaded pair, a model folder or an exported `.onnx`/`.pt` file, loaded once and cached."
+    "`(model, config)` from a loaded pair, a model folder or an exported `.onnx`/`.pt` file, loaded once and cached; `SkinsegError` for a device unknown or not available here, or a `model` it cannot load."
     check_device(device)
     if isinstance(model, tuple):
         if len(model) != 2 or not isinstance(model[1], dict): raise SkinsegError("a loaded model is a `(model, config dict)` pair")
@@ -355,7 +358,7 @@ TRACE_LOCK = TraceLock()
 
 # %% ../nbs/api/02_model.ipynb #5d9c3f18
 def bf16_inference_model(model:torch.nn.Module, # a PyTorch model (it is switched to eval mode)
-                         x:torch.Tensor, # an example input batch, on the model's device
+                         x:torch.Tensor, # an example normalised float batch `(N, 3, h, w)` (as `to_batch` makes it), on the model's device
                          tol:float=1e-3, # largest difference in output allowed between the folded and the original model
                         ) -> torch.nn.Module|None:
     "A copy of `model` for bfloat16 inference (BatchNorms folded into convolutions, channels-last), or None if folding changes its output."
@@ -378,7 +381,7 @@ def inference_model(model, # model folder, `(model, config)` pair, exported file
                     device:str='cpu', # where to run it
                     bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models)
                    ) -> tuple:
-    "`(network, config, bf16)` as predict runs `model`: in eval mode, and folded to bf16 if predict loaded it itself."
+    "`(network, config, bf16)` as predict runs `model`: in eval mode, and folded to bf16 if predict loaded it itself; `SkinsegError` for a device unknown or not available here, or a `model` it cannot load."
     net, cfg = get_model(model, device)
     if isinstance(net, torch.nn.Module): net.eval()
     bf16 = isinstance(net, torch.nn.Module) and (bf16_supported(device) if bf16 is None else bf16)

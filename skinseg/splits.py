@@ -57,7 +57,7 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                 valid_pct:float=0.2, # share of images (per diagnosis) to put in validation
                 seed:int=42, # random seed; the same seed gives the same split
                ) -> pd.DataFrame:
-    "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible."
+    "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible; `SkinsegError` for a `valid_pct` outside [0, 1) or a bad `seed`."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"valid_pct must be in [0, 1), got {valid_pct}")
     check_seed(seed, 'seed')
     _warn_if_no_lesions(df)
@@ -74,7 +74,7 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
                 k:int=5, # number of folds
                 seed:int=42, # random seed
                ) -> pd.DataFrame:
-    "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced."
+    "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced; `SkinsegError` for a `k` below 2 or above the number of lesions, or a bad `seed`."
     if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
     check_seed(seed, 'seed')
     les, rng = _lesion_table(df), np.random.default_rng(seed)
@@ -126,7 +126,7 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
                   folds:int=0, # write K folds (column `fold`) instead of one split
                   out:str='split.csv', # CSV file to write
                  ) -> int:
-    "Write a reproducible, lesion-grouped, dx-stratified train/validation split (or K folds) as CSV."
+    "Write a reproducible, lesion-grouped, dx-stratified train/validation split (or K folds) as CSV; errors: one line on stderr, exit status 2."
     _check_split_options(valid_pct, folds, seed, out)
     df = find_pairs(data_dir)
     with warnings.catch_warnings():
@@ -156,7 +156,7 @@ def _fold_is_valid(path, folds:pd.Series, fold) -> pd.Series:
 def read_split(path, # split CSV: image_id and is_valid, or image_id and fold (`skinseg split --folds K`)
                fold:int|None=None, # of a K-fold CSV, the fold to validate on (0..K-1); required for one
               ) -> pd.DataFrame:
-    "`image_id` and boolean `is_valid` of a split CSV, or of fold `fold` of a K-fold CSV (`is_valid = fold == k`)."
+    "`image_id` and boolean `is_valid` of a split CSV, or of fold `fold` of a K-fold CSV (`is_valid = fold == k`); `SkinsegError` naming the file if it is missing, unreadable or malformed, or `fold` does not fit it."
     path = Path(path)
     if not path.is_file(): raise file_error(path, "split CSV not found")
     df = read_table(path, 'split CSV')
@@ -176,7 +176,7 @@ def apply_split(df:pd.DataFrame, # pairs from `find_pairs`
                 fold:int|None=None, # of a K-fold CSV, the fold to validate on
                 ids=None, # image ids of the whole dataset when `df` is a sample of it; None: `df`'s
                ) -> pd.DataFrame:
-    "The rows of `df` named in `split_csv`, with its `is_valid`; `attrs`: `left_out` of `df`, split ids with `no_image` in `ids`."
+    "The rows of `df` named in `split_csv`, with its `is_valid`; `attrs`: `left_out` of `df`, split ids with `no_image` in `ids`; `SkinsegError` naming `split_csv` if `read_split` refuses it or none of its ids is in `df`."
     split = read_split(split_csv, fold)
     res = df.merge(split, on='image_id', how='inner')
     if res.empty: raise file_error(split_csv, "none of its image_ids are in the dataset")
@@ -207,7 +207,7 @@ def training_split(data_dir, # dataset folder, its `scan_dataset`, or a list of 
                    fold:int|None=None, # with a K-fold `split_csv`: the fold to validate on (0..K-1)
                    masked_only:bool=False, # train on the images with masks, leaving the others out (else they are an error)
                   ) -> pd.DataFrame:
-    "Pairs of `data_dir`, all with masks, with `is_valid`: from `split_csv` (fold `fold`), or lesion-grouped; both sides non-empty."
+    "Pairs of `data_dir`, all with masks, with `is_valid`: from `split_csv` (fold `fold`), or lesion-grouped; `SkinsegError` for an unmasked image (unless `masked_only`), a bad split CSV, or an empty side."
     if fold is not None and not split_csv: raise SkinsegError(f"--fold {fold} needs --split: a K-fold CSV written by skinseg split --folds K")
     several = isinstance(data_dir, (list, tuple))
     df = find_pairs_of(data_dir) if several else find_pairs(data_dir)

@@ -70,7 +70,7 @@ PRESETS = {'recipe': dict(epochs=5), 'long': dict(epochs=10)}
 def preset_epochs(preset:str='recipe', # a name in `PRESETS`
                   epochs:int|None=None, # epochs asked for explicitly, which win over the preset's
                  ) -> int:
-    "The number of training epochs: `epochs` when given, else the preset's."
+    "The number of training epochs: `epochs` when given, else the preset's; `SkinsegError` for an unknown `preset`."
     if preset not in PRESETS: raise SkinsegError(f"unknown preset {preset!r}: choose one of {tuple(PRESETS)}")
     return PRESETS[preset]['epochs'] if epochs is None else epochs
 
@@ -78,7 +78,7 @@ def preset_epochs(preset:str='recipe', # a name in `PRESETS`
 def check_repeat(repeat:list, # times each folder's training images appear per epoch, one per folder
                  n_folders:int, # dataset folders trained on together
                 ):
-    "Refuse a `repeat` that is not one whole number of at least 1 per folder, naming `--repeat`."
+    "Raise a `SkinsegError` naming `--repeat` unless there are two or more folders and `repeat` gives each a whole number of at least 1."
     if n_folders < 2: raise SkinsegError("--repeat weighs several dataset folders against each other: give two or more folders")
     if len(repeat) != n_folders or not all(is_whole(r) and r >= 1 for r in repeat):
         raise SkinsegError(f"--repeat takes one whole number of at least 1 per dataset folder ({n_folders} folders), not {' '.join(map(str, repeat))}")
@@ -87,7 +87,7 @@ def repeat_sources(df:pd.DataFrame, # pairs of several folders, with `source` an
                    folders:list, # the folders, in the order of `repeat`
                    repeat:list, # times each folder's training images appear per epoch (whole numbers >= 1)
                   ) -> pd.DataFrame:
-    "`df` with each folder's training rows repeated `repeat[i]` times (oversampling); validation rows once."
+    "`df` with each folder's training rows repeated `repeat[i]` times (oversampling); validation rows once; `SkinsegError` for a `repeat` that `check_repeat` refuses."
     check_repeat(repeat, len(folders))
     times = df.source.map(dict(zip(map(str, folders), repeat))).where(~df.is_valid, 1)
     return df.loc[df.index.repeat(times)].reset_index(drop=True)
@@ -123,7 +123,7 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
                         n_folders:int=1, # dataset folders trained on together (checked against `repeat`)
                         loss:str='ce_dice', # the loss: a name in `LOSSES`
                        ) -> tuple:
-    "Refuse impossible option values before any work, naming the option; return the `(height, width)` size."
+    "The `(height, width)` size, after checking every option before any work; `SkinsegError` naming the option for an impossible value."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
     check_count(epochs, '--epochs'); check_count(bs, '--bs'); check_count(limit, '--limit'); check_count(threads, '--threads')
     if not (isinstance(lr, (int, float)) and 0 < lr < float('inf')): raise SkinsegError(f"--lr must be a number above 0, got {lr!r}")
@@ -151,7 +151,7 @@ def check_out(out, # output folder (`--out`)
               split_csv=None, # the split CSV given with `--split`, or None
               offer_resume:bool=True, # name `--resume` in the refusal (False for a command without it: `skinseg demo`)
              ):
-    "Refuse a run that would replace `out`'s trained model unasked, or write its split.csv over the `--split` input."
+    "Raise a `SkinsegError` if a run would replace `out`'s trained model unasked or write its split.csv over the `--split` input, or for `resume` with `overwrite`."
     out = Path(out)
     if resume and overwrite: raise SkinsegError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     if split_csv and not resume and _same_path(split_csv, out/'split.csv'):
@@ -171,7 +171,7 @@ def split_text(df:pd.DataFrame, # a run's images with image_id, lesion_id, dx an
 def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
                     split:str, # the text of the split.csv this run writes (`split_text`)
                    ):
-    "Refuse a new run that would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there, naming all of them."
+    "Raise a `SkinsegError` naming them if a new run would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there."
     s, log, cfg, new = Path(out)/'split.csv', Path(out)/'log.csv', Path(out)/CONFIG_NAME, split.encode()
     found = []
     if (s.exists() or s.is_symlink()) and not (s.is_file() and s.stat().st_size == len(new) and s.read_bytes() == new):
@@ -244,7 +244,7 @@ def resume_conflicts(run:dict, # the settings of the run being resumed (its chec
                      preset:str|None=None, # preset given with `resume`, or None
                      **given, # the other options given with `resume`, None where not given: data_dir, epochs, bs, lr, size...
                     ) -> list:
-    "The options in `given` (and `preset`) that differ from `run`'s, each as `--option VALUE (the run: VALUE)`."
+    "The options in `given` (and `preset`) that differ from `run`'s, each as `--option VALUE (the run: VALUE)`; `SkinsegError` for an unknown `preset`."
     bad = []
     if preset is not None and given.get('epochs') is None and preset_epochs(preset) != run['epochs']:
         bad.append(f"--preset {preset} ({preset_epochs(preset)} epochs; the run: {run['epochs']})")
@@ -283,7 +283,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
           progress:bool|None=None, # fastai's progress bars; None: on a terminal or in a notebook, else one line per epoch
           quiet:bool=False, # print nothing per epoch
          ) -> Learner:
-    "Train the U-Net, writing log, checkpoint and best model to `out`; resumable with `resume=True`."
+    "Train the U-Net, writing log, checkpoint and best model to `out`; the `Learner`, or None if `resume` finds every epoch done; `SkinsegError` for a bad option, dataset, split or `out`, or a diverging loss."
     out = Path(out)
     check_out(out, resume, overwrite, split_csv)
     start_epoch, best, history = 0, -1., []
@@ -391,7 +391,7 @@ def skinseg_train(data_dir:Annotated[str, dict(nargs='+')], # dataset folder (an
                   threads:int=None, # CPU threads for PyTorch (default: one per core)
                   quiet:bool=False, # no progress bars or per-epoch lines (warnings and errors still go to stderr)
                  ):
-    "Train the ResNet-34 U-Net on a dataset folder; checkpoints every epoch, --resume after a crash."
+    "Train the ResNet-34 U-Net on a dataset folder; checkpoints every epoch, --resume after a crash; errors: one line on stderr, exit status 2."
     if bf16 not in ('auto', 'on', 'off'): raise SkinsegError(f"--bf16 must be auto, on or off, not {bf16!r}")
     dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     train(dirs[0] if len(dirs) == 1 else dirs, out, epochs=epochs, preset=preset, bs=bs, lr=lr, size=tuple(size) if size else None, arch=arch, encoder=encoder, pretrained=pretrained, weights=weights,

@@ -57,7 +57,7 @@ def export_change(path, # an exported `.onnx` or `.pt` file
 def rewrite_config(model_dir, # skinseg model folder
                    cfg:dict, # its new config, written over its `config.json`
                   ) -> list:
-    "Write `cfg` as the model's `config.json`; remove, with a warning each, the exports beside its weights now out of date."
+    "Write `cfg` as the model's `config.json`; remove, with a warning each, the exports beside its weights now out of date; `SkinsegError` if `config.json` cannot be written."
     model_dir, removed = Path(model_dir), []
     atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(cfg, indent=2, default=str)))
     for fmt, name in FORMATS.items():
@@ -88,12 +88,12 @@ def _probs_with_and_without_tta(net, cfg, images, bs, bf16:bool):
 def _named(o, what:str, k:int): return o if isinstance(o, (str, Path)) else f'{what} {k}'  # the file, or which array
 
 def inference_scores(model, # model folder or `(model, config)` pair
-                     images:list, # validation images (paths or arrays)
-                     masks:list, # their ground-truth masks (paths or arrays)
+                     images:list, # validation images (paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`)
+                     masks:list, # their ground-truth masks (paths, PIL images or `HxW` arrays), each its image's size
                      bs:int=32, # images per forward pass
                      ids:list|None=None, # image ids for the table
                     ) -> pd.DataFrame:
-    "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` would give them (field of view included)."
+    "Per-image Dice and IoU for TTA off/on x post-processing off/on, as `predict` gives them (field of view included); `SkinsegError` for unequal lists, images the model trained on, or an unreadable or mis-sized image or mask."
     images, masks = check_list(images, 'images'), check_list(masks, 'masks')
     check_same_length(images, masks, 'images and masks')
     if ids is not None: ids = check_list(ids, 'ids'); check_same_length(images, ids, 'images and ids')
@@ -112,7 +112,7 @@ def inference_scores(model, # model folder or `(model, config)` pair
 
 def summarize_options(scores:pd.DataFrame, # per-image table of `inference_scores`: tta, postprocess, dice, iou
                      ) -> pd.DataFrame:
-    "Mean Dice and IoU per (tta, postprocess) combination, with the number of images."
+    "Mean Dice and IoU per (tta, postprocess) combination, with the number of images; `SkinsegError` for a table that is empty or lacks a column."
     missing = sorted({'tta', 'postprocess', 'dice', 'iou'} - set(scores.columns))
     if missing: raise SkinsegError(f"per-image scores lack columns {missing}: pass `inference_scores`'s table")
     if scores.empty: raise SkinsegError("no per-image scores to summarize: the table is empty")
@@ -134,7 +134,7 @@ def record_inference_options(model_dir, # skinseg model folder whose `config.jso
                              note:str='', # what the options were measured on, stored as `measured_on`
                              min_gain:float=0.002, # the `min_gain` that `choose_inference_options` chose `choice` with
                             ) -> dict:
-    "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json` (see `rewrite_config`)."
+    "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json` (see `rewrite_config`); `SkinsegError` if the config cannot be read or written."
     cfg = read_model_config(model_dir) | choice
     cfg['inference_options'] = dict(chosen=choice, rule=f'best mean Dice; TTA/post-processing only if they gain more than {min_gain:g}',
                                     measured_on=note, table=summary.round(4).to_dict('records'))
@@ -145,12 +145,12 @@ def record_inference_options(model_dir, # skinseg model folder whose `config.jso
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.30, 0.951, 0.05), 2))
 
 def threshold_scores(model, # model folder or `(model, config)` pair
-                     images:list, # labelled images the model did not train on (paths or arrays)
-                     masks:list, # their ground-truth masks (paths or arrays)
+                     images:list, # labelled images the model did not train on (paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`)
+                     masks:list, # their ground-truth masks (paths, PIL images or `HxW` arrays), each its image's size
                      thresholds=THRESHOLDS, # decision thresholds to try, each in (0, 1)
                      bs:int=16, # images per forward pass
                     ) -> pd.DataFrame:
-    "Per-image Dice and IoU at each threshold (one row per image and threshold), masks made as `predict` makes them."
+    "Per-image Dice and IoU, one row per image and threshold, masks as `predict` makes them; `SkinsegError` for unequal lists, images the model trained on, bad `thresholds`, or an unreadable or mis-sized image or mask."
     images, masks = check_list(images, 'images'), check_list(masks, 'masks')
     check_same_length(images, masks, 'images and masks')
     check_not_trained_on(model, images)
@@ -180,7 +180,7 @@ def record_threshold(model_dir, # skinseg model folder
                      threshold:float, # the threshold to store
                      note:str='', # what it was measured on
                     ) -> dict:
-    "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried."
+    "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried; `SkinsegError` if the config cannot be read or written."
     cfg = read_model_config(model_dir)
     cfg['threshold_calibration'] = dict(chosen=threshold, before=cfg['threshold'], rule='best mean per-image Dice', measured_on=note,
                                         n_images=int(scores.image.nunique()),
@@ -220,7 +220,7 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
                       bs:int=16, # images per forward pass
                       quiet:bool=False, # print only errors
                      ) -> int:
-    "Choose the model's decision threshold on labelled images it did not train on; store it in its config.json."
+    "Choose the model's decision threshold on labelled images it did not train on; store it in its config.json; errors: one line on stderr, exit status 2."
     check_count(limit, '--limit'); check_count(bs, '--bs')
     cfg = read_model_config(model_dir)
     pairs = find_pairs(data_dir)

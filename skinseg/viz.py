@@ -35,7 +35,7 @@ def _check_same_shape(image, mask, source=None):
 def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1, 0/255 or anything `lesion_mask` reads
                  width:int=1, # border thickness in pixels
                 ) -> np.ndarray:
-    "Boolean inner border of a lesion mask, `width` pixels thick."
+    "Boolean inner border of a lesion mask, `width` pixels thick; `SkinsegError` if `mask` is not a mask."
     from scipy import ndimage
     m = lesion_mask(mask)
     return m & ~ndimage.binary_erosion(m, iterations=width, border_value=0)
@@ -48,7 +48,7 @@ def overlay_mask(image, # path, PIL image or array
                  alpha:float=0.3, # tint strength; 0 for outline only
                  outline:bool=True, # draw the border
                 ) -> np.ndarray:
-    "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array."
+    "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array; `SkinsegError` for an image or mask it cannot read, or the two of different sizes."
     img = as_rgb_array(image)
     m = mask_of(mask)
     _check_same_shape(img, m, image)
@@ -63,7 +63,7 @@ ERROR_COLOURS = {'TP': (0, 200, 0), 'FP': (230, 0, 230), 'FN': (255, 176, 0)}
 def error_map(gt:np.ndarray, # ground-truth mask: bool, 0/1, 0/255 or anything `lesion_mask` reads
               pred:np.ndarray, # predicted mask of the same shape
              ) -> np.ndarray:
-    "Per-pixel codes: 0 true negative, 1 true positive, 2 false positive, 3 false negative."
+    "Per-pixel codes: 0 true negative, 1 true positive, 2 false positive, 3 false negative; `SkinsegError` for masks of different shapes, or anything not a mask."
     g, p = lesion_mask(gt, 'ground truth'), lesion_mask(pred, 'prediction')
     _check_same_shape(g, p)
     return (g & p) * 1 + (p & ~g) * 2 + (g & ~p) * 3
@@ -73,7 +73,7 @@ def error_overlay(image, # path, PIL image or array
                   pred:np.ndarray, # predicted mask
                   alpha:float=0.45, # tint strength
                  ) -> np.ndarray:
-    "The image with TP green, FP magenta and FN amber, and the predicted border outlined, as RGB uint8."
+    "The image with TP green, FP magenta and FN amber, and the predicted border outlined, as RGB uint8; `SkinsegError` for an image or mask it cannot read, or sizes that differ."
     img = as_rgb_array(image); codes = error_map(gt, pred)
     _check_same_shape(img, codes, image)
     out = img.astype(np.float32)
@@ -102,7 +102,7 @@ def show_errors(image, # path, PIL image or array
                 ax=None, # axes to draw on; a new figure when None
                 legend:bool=True, # add the key to the TP/FP/FN colours, lower right
                ):
-    "Draw the error overlay of one image with its Dice and IoU; return the figure."
+    "Draw the error overlay of one image with its Dice and IoU; return the figure; `SkinsegError` for an image or mask it cannot read, or sizes that differ."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 2.6), dpi=70)
     _error_panel(ax, image, mask_of(gt, 'ground truth'), mask_of(pred, 'prediction'), title, legend)
     return ax.figure
@@ -116,7 +116,7 @@ def show_results(images:list, # images (paths or arrays)
                  size:float=2.4, # panel width in inches
                  dpi:int=70, # figure resolution, dots per inch
                 ):
-    "A grid of error overlays with each image's Dice; return the figure."
+    "A grid of error overlays with each image's Dice; return the figure; `SkinsegError` for lists of different lengths, an image or mask it cannot read, or sizes that differ."
     images, gts, preds = check_list(images, 'images'), check_list(gts, 'gts'), check_list(preds, 'preds')
     check_same_length(images, gts, 'images and ground-truth masks'); check_same_length(images, preds, 'images and predictions')
     if titles is not None: check_same_length(images, titles, 'images and titles')
@@ -133,7 +133,7 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
                 n:int=8, # rows to return
                 by:str='dice', # the score column to rank by, lowest first
                ) -> pd.DataFrame:
-    "The `n` rows with the lowest `by` score, worst first."
+    "The `n` rows with the lowest `by` score, worst first; `SkinsegError` for a `by` not in `scores` or an `n` below 1."
     if by not in scores.columns: raise SkinsegError(f"no column {by!r} in the scores: choose one of {', '.join(map(str, scores.columns))}")
     check_count(n, 'n')
     return scores.sort_values(by, kind='stable').head(n)
@@ -142,7 +142,7 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
 def plot_training_log(log, # the `log.csv` of `skinseg train` (or any fastai CSVLogger file), or its DataFrame
                       dpi:int=70, # figure resolution, dots per inch
                      ):
-    "Losses and metrics per epoch from a training log; return the figure."
+    "Losses and metrics per epoch from a training log; return the figure; `SkinsegError` if the log has no `epoch` column."
     df = pd.read_csv(log) if isinstance(log, (str, Path)) else log
     if 'epoch' not in df.columns: raise SkinsegError(f"{log if isinstance(log, (str, Path)) else 'log'}: no 'epoch' column; not a fastai CSVLogger file")
     df = df[pd.to_numeric(df.epoch, errors='coerce').notna()]  # a resumed run may repeat the header
