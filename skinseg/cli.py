@@ -26,7 +26,7 @@ VERBS = {
     'download': ('skinseg.download:skinseg_download',    'download HAM10000 from Harvard Dataverse, resumable, checksummed'),
     'train':    ('skinseg.train:skinseg_train',      'train the ResNet-34 U-Net; checkpoints every epoch, --resume'),
     'predict':  ('skinseg.core:skinseg_predict',     'write <image_id>_segmentation.png for images or folders'),
-    'evaluate': ('skinseg.metrics:skinseg_evaluate', 'score predicted masks against ground truth (Dice, IoU, ISIC)'),
+    'evaluate': ('skinseg.metrics:skinseg_evaluate', 'score predicted masks against ground truth (Dice, IoU, threshold Jaccard, area ratio)'),
     'calibrate': ('skinseg.tune:skinseg_calibrate',  "choose a model's decision threshold on a clinic's labelled images"),
     'export':   ('skinseg.export:skinseg_export',    'export a trained model to ONNX or TorchScript'),
     'demo':     ('skinseg.demo:skinseg_demo',       'train briefly and predict, on HAM10000 if found, else on generated images: the default job'),

@@ -1,7 +1,7 @@
 """Dice, Jaccard (IoU) and the ISIC threshold Jaccard, per image and pooled; fastai metrics; and `skinseg evaluate`.
 
 How skinseg scores a mask against the ground truth, answered in one place. `mask_scores` gives per-image Dice,
-IoU (Jaccard) and the ISIC score (threshold Jaccard: IoU counted as 0 below 0.65) for a batch of mask pairs;
+IoU (Jaccard) and the threshold Jaccard (IoU counted as 0 below 0.65, the ISIC 2018 challenge's score; key `isic`) for a batch of mask pairs;
 `per_image_scores` does it for lists of files, arrays or `LesionMask`s; `summarize_scores` averages them and pools
 the pixels for the global IoU. `seg_metrics` are the same scores as fastai metrics for training, and
 `evaluate_dirs` / `skinseg evaluate` score a folder of predicted masks, pairing them with the ground truth by image
@@ -50,7 +50,7 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
 def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, probabilities in [0, 1]; or a file or `LesionMask`
                 targ, # ground-truth masks of the same shape
                ) -> dict:
-    "Per-image intersection, union, pixel counts, Dice, IoU, ISIC score and area ratio (pred/true) of mask pairs: `(B,)` float64 tensors; `SkinsegError` for masks of two shapes, or anything not a mask."
+    "Per-image intersection, union, pixel counts, Dice, IoU, threshold Jaccard and area ratio (pred/true) of mask pairs: `(B,)` float64 tensors; `SkinsegError` for masks of two shapes, or anything not a mask."
     if isinstance(targ, LesionMask): raise SkinsegError("the ground truth is a LesionMask, a prediction: the order is mask_scores(pred, targ)")
     p, t = _as_bool_batch(pred, 'prediction'), _as_bool_batch(targ, 'ground truth')
     if p.shape != t.shape: raise SkinsegError(f"prediction shape {tuple(p.shape)} differs from ground truth {tuple(t.shape)}")
@@ -68,7 +68,7 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
 # %% ../nbs/api/10_metrics.ipynb #f5d55ccb
 def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` gives: 'dice', 'iou', 'isic', 'inter', 'union' (and 'area_ratio')
                     ) -> dict:
-    "Per-image means of Dice, IoU and ISIC score, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite); `SkinsegError` if `scores` lacks a key."
+    "Per-image means of Dice, IoU and threshold Jaccard, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite); `SkinsegError` if `scores` lacks a key."
     missing = [k for k in ('dice', 'iou', 'isic', 'inter', 'union') if k not in scores]
     if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives")
     n = len(scores['iou'])
@@ -85,7 +85,7 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
                      preds:list, # predicted masks: files, PIL images, `HxW` arrays or `LesionMask`s
                      ids:list|None=None, # an id per image for the table (default: 0, 1, ...)
                     ) -> pd.DataFrame:
-    "Dice, IoU, ISIC score and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image; `SkinsegError` for lists of different lengths, a pair of two sizes, or anything not a mask."
+    "Dice, IoU, threshold Jaccard and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image; `SkinsegError` for lists of different lengths, a pair of two sizes, or anything not a mask."
     gts, preds = check_list(gts, 'gts'), check_list(preds, 'preds')
     check_same_length(gts, preds, 'ground-truth masks and predictions')
     if ids is not None: ids = check_list(ids, 'ids'); check_same_length(gts, ids, 'ground-truth masks and ids')
@@ -147,7 +147,7 @@ class GlobalIoU(Metric):
     def name(self): return 'global_iou'
 
 def seg_metrics() -> list:
-    "The validation metrics skinseg trains with: per-image Dice, IoU, ISIC score, and global IoU."
+    "The validation metrics skinseg trains with: per-image Dice, IoU, threshold Jaccard, and global IoU."
     return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('isic'), GlobalIoU()]
 
 # %% ../nbs/api/10_metrics.ipynb #59e9bd14
@@ -274,7 +274,7 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      fold:int=None, # with a K-fold split CSV (`skinseg split --folds K`): score fold K
                      quiet:bool=False, # print only the summary
                     ):
-    "Score predicted lesion masks against the ground truth: per-image Dice, IoU, ISIC score, area ratio; global IoU; errors: one line on stderr, exit status 2."
+    "Score predicted lesion masks against the ground truth: per-image Dice, IoU, threshold Jaccard, area ratio; global IoU; errors: one line on stderr, exit status 2."
     summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold)
     if (ids := df.attrs.get('without_ground_truth')) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} without ground truth left out (not scored): "
