@@ -232,7 +232,7 @@ def _in_order(pool, fn, jobs, ahead:int):
     while running: first, fut = running.popleft(); yield first, fut.result()
 
 def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
-                 model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
+                 model=None, # model folder, `(model, config)` pair, exported `.onnx`/`.pt` file, or None for `default_model_dir()`
                  bs:int=16, # images per forward pass
                  return_prob:bool=False, # also return the lesion probability map
                  tta:bool|None=None, # average over flips; None: the model config's choice
@@ -296,7 +296,7 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
 
 # %% ../nbs/api/03_core.ipynb #b7d2a5b4
 def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`, or a list (any iterable: a pandas column, a generator) of them
-            model=None, # model folder, `(model, config)` pair, exported .onnx file, or None for `default_model_dir()`
+            model=None, # model folder, `(model, config)` pair, exported `.onnx`/`.pt` file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
             return_prob:bool=False, # also return the lesion probability map
             tta:bool|None=None, # average over flips; None: the model config's choice
