@@ -97,7 +97,7 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                 weights:str|Path|None=None, # local ImageNet encoder weights file; used instead of a download
                 size:tuple=(256, 256), # input size (height, width) in pixels, each side a multiple of 32 (at least 32); fastai's DynamicUnet is built for it
                ) -> torch.nn.Module:
-    "A ResNet-encoder U-Net, optionally ImageNet-initialised: `(N, 3, H, W)` in (H, W multiples of 32), logits `(N, n_classes, H, W)` out; `SkinsegError` for an unknown arch or encoder, a bad size, or unusable weights."
+    "A ResNet-encoder U-Net, optionally ImageNet-initialised: takes `(N, 3, H, W)` (H and W multiples of 32), gives logits `(N, n_classes, H, W)`; `SkinsegError` for an unknown arch or encoder, a bad size, or unusable weights."
     if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
     if not is_input_size(hw := as_hw(size)):
         raise SkinsegError(f"size {hw}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
