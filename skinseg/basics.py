@@ -16,7 +16,7 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
            'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
-           'not_written_by_skinseg', 'first_line', 'find_data_dir', 'check_device', 'bf16_supported']
+           'not_written_by_skinseg', 'first_line', 'interrupts_held', 'find_data_dir', 'check_device', 'bf16_supported']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -42,7 +42,8 @@ def ensure_torchvision():
 ensure_torchvision();
 
 # %% ../nbs/api/00_basics.ipynb #20710f03
-import os, warnings
+import os, signal, threading, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -165,6 +166,19 @@ def first_line(path, # any file: str or Path
     try:
         with open(path, 'rb') as f: return f.readline(200).rstrip(b'\r\n')
     except OSError: return None
+
+# %% ../nbs/api/00_basics.ipynb #ih000002
+@contextmanager
+def interrupts_held():
+    "Within the block a Ctrl-C (SIGINT) waits, and takes effect when the block ends: files written together are all written."
+    old = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or old in (signal.SIG_IGN, None): yield; return
+    got = []
+    signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got: old(*got[0]) if callable(old) else signal.raise_signal(signal.SIGINT)
 
 # %% ../nbs/api/00_basics.ipynb #f5ad1435
 def find_data_dir(name:str='ham10000', # the dataset's folder name under the data root

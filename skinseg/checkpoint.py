@@ -127,15 +127,17 @@ class TrainTracker(Callback):
                    epoch_s=round(time.perf_counter() - self.t0, 2), img_per_s=round(self.n_img / self.train_s, 2))
         self.history.append(row)
         if rank_distrib() == 0:
-            score = row.get(self.monitor)
-            if score is not None and score > self.best:
-                self.best = score
-                self.config['scores'] = {k: row[k] for k in ('dice', 'iou', 'isic', 'global_iou') if k in row}
-                self.config['training'].update(best_epoch=self.epoch + 1, history=self.history)
-                save_model(_unwrap(self.model), self.out, self.config)
-            save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
-                            best=self.best, history=self.history, config=self.config)
-            self.saved = self.epoch + 1
+            with interrupts_held(): self._save(row)  # a Ctrl-C waits: no model without its checkpoint
+    def _save(self, row):
+        score = row.get(self.monitor)
+        if score is not None and score > self.best:
+            self.best = score
+            self.config['scores'] = {k: row[k] for k in ('dice', 'iou', 'isic', 'global_iou') if k in row}
+            self.config['training'].update(best_epoch=self.epoch + 1, history=self.history)
+            save_model(_unwrap(self.model), self.out, self.config)
+        save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,
+                        best=self.best, history=self.history, config=self.config)
+        self.saved = self.epoch + 1
 
 # %% ../nbs/api/12_checkpoint.ipynb #8e6b0108
 class ResumableCSVLogger(CSVLogger):

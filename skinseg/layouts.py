@@ -205,7 +205,9 @@ def find_pairs_of(folders:list, # dataset folders, each in any layout `find_pair
     "`find_pairs` of several folders in one table, with a `source` column (the folder); `SkinsegError` for no folders, a folder `find_pairs` refuses, or an id in two folders."
     if not len(folders): raise SkinsegError("no dataset folders given")
     df = pd.concat([find_pairs(f).assign(source=str(f)) for f in folders], ignore_index=True)
-    twice = df[df.image_id.duplicated(keep=False)]
-    if len(twice): raise file_error(twice.source.iloc[1], f"image id {twice.image_id.iloc[0]} is also in {twice.source.iloc[0]}: "
-                                                         "the folders overlap, and an image in both could be trained and validated on")
+    dup = df.image_id[df.image_id.duplicated()]
+    if len(dup):
+        where = df.source[df.image_id == dup.iloc[0]]  # the first id in two folders, and those two folders
+        raise file_error(where.iloc[1], f"image id {dup.iloc[0]} is also in {where.iloc[0]}: "
+                                        "the folders overlap, and an image in both could be trained and validated on")
     return df

@@ -193,6 +193,7 @@ def _pred_files(pred_dir:Path, ids:list) -> dict:
 def _split_ids(split_csv, fold=None) -> list:
     "Image ids of the validation rows of a split CSV (`image_id`, `is_valid`), or of fold `fold` of a K-fold CSV."
     df = read_split(split_csv, fold)
+    if not df.is_valid.any(): raise file_error(split_csv, f"{f'fold {fold} holds' if fold is not None else 'it lists'} no validation images: nothing to score")
     return df.image_id[df.is_valid].tolist()
 
 # %% ../nbs/api/10_metrics.ipynb #0a47890a

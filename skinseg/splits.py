@@ -95,12 +95,17 @@ def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
 # %% ../nbs/api/06_splits.ipynb #bs000002
 def check_both_sides(df:pd.DataFrame, # pairs with a bool `is_valid` column
                      data_dir, # the folder (or folders) split, named in the error
-                     fix:str="choose a larger --valid-pct or use more images", # what to change, ending the error
+                     valid_pct:float|None=None, # the validation share that made the split, named in the advice
+                     split_csv=None, # the split CSV it came from instead, named in the advice
                     ):
-    "Raise a `SkinsegError` naming `data_dir` if the split puts every image in validation, or none: training needs both sides."
+    "Raise a `SkinsegError` naming `data_dir` if the split puts every image in validation, or none, with what to change: training needs both sides."
     if df.is_valid.any() and not df.is_valid.all(): return
-    raise file_error(data_dir, f"the split puts {'every' if df.is_valid.all() else 'no'} image in validation ({len(df)} images of "
-                               f"{df.lesion_id.nunique()} lesions): training needs both sides; {fix}")
+    every, n, les = bool(df.is_valid.all()), len(df), df.lesion_id.nunique()
+    if split_csv is not None: fix = f"{split_csv} must list images on both sides"
+    elif les < 2: fix = "a split needs images of at least two lesions: use more images"
+    else: fix = f"choose a {'smaller' if every else 'larger'} --valid-pct{f' than {valid_pct:g}' if valid_pct else ''} or use more images"
+    raise file_error(data_dir, f"the split puts {'every' if every else 'no'} image in validation ({n} image{'s' * (n != 1)} of {les} "
+                               f"lesion{'s' * (les != 1)}): training needs both sides; {fix}")
 
 # %% ../nbs/api/06_splits.ipynb #1019df99
 _SPLIT_HEADERS = (b'image_id,lesion_id,dx,is_valid', b'image_id,lesion_id,dx,fold')  # the first lines `skinseg split` writes
@@ -133,7 +138,7 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
         warnings.simplefilter('ignore')  # said once, below
         try: df = kfold_pairs(df, folds, seed) if folds else split_pairs(df, valid_pct, seed)
         except SkinsegError as e: raise file_error(data_dir, str(e)) from None
-    if not folds: check_both_sides(df, data_dir, f"choose a larger --valid-pct than {valid_pct} or use more images")  # as train would, before writing
+    if not folds: check_both_sides(df, data_dir, valid_pct)  # as train would, before writing
     by_image = _no_lesion_ids(df)
     if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
     col = 'fold' if folds else 'is_valid'
@@ -186,8 +191,8 @@ def apply_split(df:pd.DataFrame, # pairs from `find_pairs`
 def _say_coverage(split_csv, df, n:int, data_dir):
     "Warn in one line when `split_csv` left some of the `n` images out, or named ids without an image."
     out, none = df.attrs['left_out'], df.attrs['no_image']
-    if out or none: warnings.warn(f"{split_csv}: this split leaves out {out} of the {n} images of {data_dir}, and {none} of its image ids "
-                                  f"have no image there; training on the {len(df)} it lists", stacklevel=3)
+    said = ([f"leaves out {out} of the {n} images of {data_dir}"] if out else []) + ([f"names {none} image id{'s' * (none > 1)} with no image there"] if none else [])
+    if said: warnings.warn(f"{split_csv}: this split {' and '.join(said)}; training on the {len(df)} it lists", stacklevel=3)
 
 def _masked(data_dir, df, masked_only:bool) -> pd.DataFrame:
     "The rows of `df` with a mask, saying on stderr how many were left out; without `masked_only`, all or an error."
@@ -219,6 +224,6 @@ def training_split(data_dir, # dataset folder, its `scan_dataset`, or a list of 
     if split_csv: n, df = len(df), apply_split(df, split_csv, fold, ids); _say_coverage(split_csv, df, n, data_dir)
     else: df = split_pairs(df, valid_pct=valid_pct, seed=seed)
     df = _masked(data_dir, df, False)
-    check_both_sides(df, data_dir, *([f"{split_csv} must list images on both sides"] if split_csv else []))
+    check_both_sides(df, data_dir, valid_pct, split_csv)
     df.attrs['unmasked'] = unmasked
     return df

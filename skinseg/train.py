@@ -199,10 +199,11 @@ class NewRunFiles(Callback):
         self.out, self.split, self.overwrite, self.done = Path(out), split, overwrite, False
     def after_epoch(self):
         if self.done: return
-        if self.overwrite:
-            for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
-        atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
-        self.done = True
+        with interrupts_held():
+            if self.overwrite:
+                for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
+            atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
+            self.done = True
 
 # %% ../nbs/api/13_train.ipynb #nan00002
 class StopOnDivergence(Callback):
@@ -219,11 +220,13 @@ def resume_hint(data_dir, # the run's dataset folder, or its list of folders
                 out, # the run's output folder (`--out`)
                 saved:int, # epochs saved in its checkpoint (0: none yet)
                 epochs:int, # epochs the run was to train
+                threads:int|None=None, # `--threads` it ran with, repeated in the command (a machine's setting, not the run's)
                ) -> str:
     "One line on what a stopped run left in `out`: the epochs saved and the command that resumes it, or that none was saved."
     if not saved: return f"no epoch of this run was saved in {out}: the same command starts it again"
     dirs = data_dir if isinstance(data_dir, (list, tuple)) else [data_dir]
-    return f"{saved} of {epochs} epochs saved in {out}: continue with {shlex.join(['skinseg', 'train', *map(str, dirs), '--out', str(out), '--resume'])}"
+    cmd = ['skinseg', 'train', *map(str, dirs), '--out', str(out), '--resume'] + (['--threads', str(threads)] if threads else [])
+    return f"{saved} of {epochs} epochs saved in {out}: continue with {shlex.join(cmd)}"
 
 # %% ../nbs/api/13_train.ipynb #ow000005
 TRAIN_DEFAULTS = dict(preset='recipe', bs=16, lr=1e-3, size=(256, 256), arch='smp', encoder='resnet34', seed=42,
@@ -352,7 +355,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         with learn.distrib_ctx(sync_bn=on_gpu, cpu=not on_gpu): fit(cbs=cbs)  # Accelerate: NCCL on GPUs, gloo on CPUs
     else:
         try: fit(cbs=cbs)
-        except KeyboardInterrupt: raise KeyboardInterrupt(resume_hint(data_dir, out, tracker.saved, epochs)) from None
+        except KeyboardInterrupt: raise KeyboardInterrupt(resume_hint(data_dir, out, tracker.saved, epochs, threads)) from None
     if stop.error: raise SkinsegError(stop.error)
     if distributed:
         print(f"process {rank_distrib()} of {num_distrib()} finished", flush=True)

@@ -13,8 +13,8 @@ Docs: https://skinseg.github.io/skinseg/api/tune.html.md"""
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'check_not_trained_on', 'export_change', 'rewrite_config', 'inference_scores', 'summarize_options',
-           'choose_inference_options', 'record_inference_options', 'threshold_scores', 'choose_threshold',
-           'record_threshold', 'threshold_caveats', 'skinseg_calibrate']
+           'choose_inference_options', 'record_inference_options', 'threshold_scores', 'threshold_gain',
+           'choose_threshold', 'record_threshold', 'threshold_caveats', 'skinseg_calibrate']
 
 # %% ../nbs/api/15_tune.ipynb #67c554e1
 from .basics import *
@@ -168,21 +168,36 @@ def threshold_scores(model, # model folder or `(model, config)` pair
         rows += [dict(image=k, threshold=t, dice=d, iou=i) for t, d, i in zip(thresholds, s['dice'].tolist(), s['iou'].tolist())]
     return pd.DataFrame(rows)
 
+def threshold_gain(scores:pd.DataFrame, # from `threshold_scores`
+                   chosen:float, # a threshold tried
+                   before:float, # the model's threshold until now, compared at the nearest threshold tried
+                  ) -> tuple:
+    "`(mean, standard error)` of the per-image Dice gain of `chosen` over `before`, paired image by image (the error is inf for one image)."
+    dice = scores.pivot(index='image', columns='threshold', values='dice')
+    diff = dice[chosen] - dice[min(dice.columns, key=lambda t: abs(t - before))]
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.inf
+
 def choose_threshold(scores:pd.DataFrame, # from `threshold_scores`
+                     before:float|None=None, # the model's threshold until now: kept unless the best gains beyond noise
+                     z:float=2., # standard errors of the paired per-image gain the best must exceed to replace `before`
                     ) -> float:
-    "The threshold with the best mean per-image Dice (the one nearer 0.5 on a tie)."
+    "The threshold with the best mean per-image Dice (the one nearer 0.5 on a tie); with `before`, that one only if its gain exceeds `z` standard errors, else `before`."
     mean = scores.groupby('threshold').dice.mean().round(6)
-    best = mean[mean == mean.max()].index
-    return float(min(best, key=lambda t: abs(t - 0.5)))
+    best = float(min(mean[mean == mean.max()].index, key=lambda t: abs(t - 0.5)))
+    if before is None: return best
+    gain, se = threshold_gain(scores, best, before)
+    return best if gain > z * se else before
 
 def record_threshold(model_dir, # skinseg model folder
                      scores:pd.DataFrame, # from `threshold_scores`
                      threshold:float, # the threshold to store
                      note:str='', # what it was measured on
+                     rule:str='best mean per-image Dice', # how `threshold` was chosen
+                     caveats:list=(), # reasons to doubt the measurement (`threshold_caveats`)
                     ) -> dict:
     "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried; `SkinsegError` if the config cannot be read or written."
     cfg = read_model_config(model_dir)
-    cfg['threshold_calibration'] = dict(chosen=threshold, before=cfg['threshold'], rule='best mean per-image Dice', measured_on=note,
+    cfg['threshold_calibration'] = dict(chosen=threshold, before=cfg['threshold'], rule=rule, measured_on=note, caveats=list(caveats),
                                         n_images=int(scores.image.nunique()),
                                         mean_dice={f'{t:.2f}': round(v, 4) for t, v in scores.groupby('threshold').dice.mean().items()})
     cfg['threshold'] = threshold
@@ -191,25 +206,22 @@ def record_threshold(model_dir, # skinseg model folder
 
 # %% ../nbs/api/15_tune.ipynb #tc000002
 def threshold_caveats(scores:pd.DataFrame, # from `threshold_scores`
-                      chosen:float, # the threshold chosen, e.g. by `choose_threshold`
                       before:float, # the model's threshold until now
-                      z:float=2., # standard errors of the paired per-image Dice differences the gain must exceed
+                      z:float=2., # standard errors of the paired per-image gain, as in `choose_threshold`
                      ) -> list:
-    "Reasons to doubt `chosen`, one line each: it is at the edge of the thresholds tried; its Dice gain over `before` is within noise."
-    tried, out = sorted(scores.threshold.unique()), []
-    if len(tried) > 1 and chosen in (tried[0], tried[-1]):
-        out.append(f"threshold {chosen:g} is the {'lowest' if chosen == tried[0] else 'highest'} tried ({tried[0]:g}-{tried[-1]:g}), so the best may lie "
-                   "beyond it: the model draws these lesions far off their masks; check that each mask belongs to its image, or train on some of them")
-    ref = min(tried, key=lambda t: abs(t - before))
-    if ref != chosen:
-        dice = scores.pivot(index='image', columns='threshold', values='dice')
-        diff = dice[chosen] - dice[ref]
-        n, gain = len(diff), diff.mean()
-        se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-        if not gain > z * se:
-            noise = f"within {z:g} standard errors ({z * se:.4f})" if n > 1 else "measured on one image"
-            out.append(f"the gain in mean Dice of threshold {chosen:g} over {before:g}, {gain:+.4f} on {n} image{'s' * (n > 1)}, is {noise}, "
-                       "so it may be noise: more labelled images would settle it")
+    "Reasons to doubt the best threshold, one line each: it is at the edge of those tried; its Dice gain over `before` is within noise, so `before` stays."
+    best, tried, out = choose_threshold(scores), sorted(scores.threshold.unique()), []
+    if len(tried) > 1 and best in (tried[0], tried[-1]):
+        high = best == tried[-1]
+        out.append(f"threshold {best:g} is the {'highest' if high else 'lowest'} tried ({tried[0]:g}-{tried[-1]:g}), so the best may lie beyond it: the "
+                   f"model draws these lesions {'larger' if high else 'smaller'} than their masks do; check that each mask belongs to its image, "
+                   "and train on some of these images with the model's data (skinseg train DATA CLINIC) to mend it at its root")
+    gain, se = threshold_gain(scores, best, before)
+    if best != min(tried, key=lambda t: abs(t - before)) and not gain > z * se:
+        n = scores.image.nunique()
+        noise = f"within {z:g} standard errors ({z * se:.4f})" if n > 1 else "measured on one image"
+        out.append(f"the gain in mean Dice of threshold {best:g} over {before:g}, {gain:+.4f} on {n} image{'s' * (n > 1)}, is {noise}, so it may be "
+                   f"noise: the threshold stays {before:g}; more labelled images would settle it")
     return out
 
 # %% ../nbs/api/15_tune.ipynb #th000006
@@ -218,7 +230,7 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
                       data_dir:str, # labelled images from the clinic to calibrate for, not trained on (any layout `skinseg check` reads)
                       limit:int=None, # use only this many of its images, drawn at random (seed 0)
                       bs:int=16, # images per forward pass
-                      quiet:bool=False, # print only errors
+                      quiet:bool=False, # print only warnings and errors
                      ) -> int:
     "Choose the model's decision threshold on labelled images it did not train on; store it in its config.json; errors: one line on stderr, exit status 2."
     check_count(limit, '--limit'); check_count(bs, '--bs')
@@ -228,11 +240,14 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
     if pairs.empty: raise file_error(data_dir, "no image has a ground-truth mask: calibration needs labelled images")
     if limit: pairs = pairs.sample(n=min(limit, len(pairs)), random_state=0)
     scores = threshold_scores(model_dir, list(pairs.image), list(pairs['mask']), bs=bs)
-    best, mean = choose_threshold(scores), scores.groupby('threshold').dice.mean()
     old = cfg['threshold']
-    record_threshold(model_dir, scores, best, note=f'{data_dir} ({len(pairs)} images)')
-    for line in threshold_caveats(scores, best, old): warnings.warn(f'{data_dir}: {line}')
+    new, caveats = choose_threshold(scores, before=old), threshold_caveats(scores, old)
+    record_threshold(model_dir, scores, new, note=f'{data_dir} ({len(pairs)} images)', caveats=caveats,
+                     rule='best mean per-image Dice, if its gain over the threshold before exceeds 2 standard errors (paired per image)')
+    for line in caveats: warnings.warn(f'{data_dir}: {line}')
+    mean = scores.groupby('threshold').dice.mean()
     near = lambda t: mean.iloc[int(np.argmin(np.abs(mean.index.values - t)))]
-    if not quiet: print(f"{model_dir}: threshold {old:g} -> {best:g} (mean Dice {near(old):.4f} -> {mean[best]:.4f} on {len(pairs)} images "
-                        f"of {data_dir}); stored in {Path(model_dir)/CONFIG_NAME}")
+    change = f"threshold {old:g} -> {new:g} (mean Dice {near(old):.4f} -> {near(new):.4f}" if new != old else f"threshold stays {old:g} (mean Dice {near(old):.4f}"
+    if not quiet: print(f"{model_dir}: {change} on {len(pairs)} image{'s' * (len(pairs) > 1)} of {data_dir}); "
+                        f"{'stored' if new != old else 'the measurement recorded'} in {Path(model_dir)/CONFIG_NAME}")
     return 0

@@ -369,7 +369,7 @@ def test_train_on_a_split_of_some_images_says_so(train_data, tmp_path):
     r = run_inprocess('train', train_data, '--split', tmp_path/'half.csv', '--out', tmp_path/'run', *TRAIN_FAST, '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     lines = [l for l in r.stderr.splitlines() if 'half.csv' in l]
-    assert len(lines) == 1 and 'leaves out 2 of the 8 images' in lines[0] and '1 of its image ids have no image' in lines[0], r.stderr
+    assert len(lines) == 1 and 'leaves out 2 of the 8 images' in lines[0] and 'names 1 image id with no image there' in lines[0], r.stderr
     assert len(pd.read_csv(tmp_path/'run'/'split.csv')) == 6
 
 def test_split_more_folds_than_lesions(train_data, tmp_path):

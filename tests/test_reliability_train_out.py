@@ -140,3 +140,20 @@ def test_demo_keeps_a_scores_csv_of_the_users_before_training(tmp_path):
     one_error_line(run_inprocess('demo', '--data', data, '--out', out, *DEMO_FAST, '--overwrite'), 'demo', out/'scores.csv',
                    contains='is not a scores CSV of skinseg: refusing to write over it; choose another --out')
     assert files(out) == {'scores.csv': b'patient,comment\nA,keep me\n'}  # nothing trained, nothing written
+
+def test_ctrl_c_while_an_epoch_is_saved_waits_for_its_checkpoint(train_data, tmp_path, monkeypatch):
+    """A Ctrl-C just after an epoch's model was written left that model without its checkpoint: the same command and
+    --resume were then both refused. Now the Ctrl-C waits until the checkpoint is written too, and --resume finishes the run."""
+    import os, signal
+    import skinseg.checkpoint
+    save = skinseg.checkpoint.save_model
+    def save_then_ctrl_c(*a, **kw):
+        r = save(*a, **kw); os.kill(os.getpid(), signal.SIGINT); return r
+    monkeypatch.setattr(skinseg.checkpoint, 'save_model', save_then_ctrl_c)
+    out = tmp_path/'run'
+    r = run_inprocess('train', train_data, '--out', out, '--epochs', 2, *TRAIN_FAST[2:], '--quiet')
+    resume = f"skinseg train {shlex.quote(str(train_data))} --out {out} --resume"
+    assert r.returncode == 130 and r.stderr == f"skinseg train: interrupted: 1 of 2 epochs saved in {out}: continue with {resume}\n", r.stderr[-2000:]
+    monkeypatch.undo()
+    assert run_inprocess(*shlex.split(resume)[1:], '--quiet').returncode == 0
+    assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1]
