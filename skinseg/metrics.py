@@ -235,9 +235,11 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     if not gts: raise file_error(gt_dir, "no ground-truth masks found" + (f" ({len(without)} images without one)" if without else ""))
     preds = _pred_files(pred_dir, list(gts))
     _check_not_ground_truth(preds, gts, pred_dir)
+    if missing := [i for i in gts if i not in preds]:
+        raise file_error(pred_dir/f'{missing[0]}_segmentation.png', f"prediction missing for {missing[0]}" + (f" and {len(missing) - 1} more of the {len(gts)} "
+                         "images with ground truth; to score only some, pass a split CSV of them (--split)" if len(missing) > 1 else ""))
     rows = []
     for image_id, gpath in gts.items():
-        if image_id not in preds: raise file_error(pred_dir/f'{image_id}_segmentation.png', f"prediction missing for {image_id}")
         ppath = preds[image_id]
         g, p = lesion_mask(gpath), lesion_mask(ppath)
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
