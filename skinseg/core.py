@@ -409,7 +409,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it
-    for r, f in zip(tqdm(results, total=len(files), unit='img', desc='predict', disable=quiet), files):  # the bar first: it ends at 100%
+    for r, f in zip(tqdm(results, total=len(files), unit='img', desc='predict', disable=True if quiet else None), files):  # the bar first; None: no bar in a redirected log
         if isinstance(r, Exception): failed.append(str(r)); continue
         try:
             save_png(r.mask, out/mask_filename(f))

@@ -139,7 +139,7 @@ def check_dataset(data_dir, # dataset folder (any layout `find_pairs` knows), or
     from tqdm.auto import tqdm
     with ThreadPoolExecutor(workers or 2*(os.cpu_count() or 1)) as ex:
         res = ex.map(_check_pair, df.image, df['mask'])
-        for ps in tqdm(res, total=len(df), desc='check', unit='pair', disable=not progress, file=sys.stderr, mininterval=1):
+        for ps in tqdm(res, total=len(df), desc='check', unit='pair', disable=None if progress else True, file=sys.stderr, mininterval=1):  # None: no bar in a redirected log
             problems += ps
     return problems
 

@@ -21,6 +21,13 @@ def test_redirected_train_log_is_plain(data, tmp_path):
     assert r.stderr.count('ImageNet weights unavailable') <= 1 and 'warnings.warn' not in r.stderr, r.stderr
     for l in r.stderr.splitlines(): assert l.startswith('skinseg train: '), r.stderr
 
+def test_redirected_check_and_predict_logs_are_plain(data, tiny_model_dir, tmp_path):
+    "`skinseg check` and `skinseg predict` wrote tqdm's progress frames (carriage returns) into a redirected stderr; now none."
+    r = run_inprocess('check', data)
+    assert r.returncode == 0 and '\r' not in r.stdout + r.stderr, r.stderr
+    r = run_inprocess('predict', tiny_model_dir, data/'images', '--out', tmp_path/'masks')
+    assert r.returncode == 0 and '\r' not in r.stdout + r.stderr and 'wrote 12 of 12 masks' in r.stdout, (r.stdout, r.stderr)
+
 def test_quiet_train_on_one_fold(data, tmp_path):
     "--quiet prints nothing on stdout; --split FOLDS.CSV --fold 1 validates on fold 1, recorded in the config."
     r = run_skinseg('split', data, '--folds', 3, '--out', tmp_path/'folds.csv')
