@@ -168,13 +168,15 @@ def threshold_scores(model, # model folder or `(model, config)` pair
         rows += [dict(image=k, threshold=t, dice=d, iou=i) for t, d, i in zip(thresholds, s['dice'].tolist(), s['iou'].tolist())]
     return pd.DataFrame(rows)
 
+def _nearest(tried, t:float) -> float: return min(tried, key=lambda x: abs(x - t))  # the threshold tried closest to `t`
+
 def threshold_gain(scores:pd.DataFrame, # from `threshold_scores`
                    chosen:float, # a threshold tried
                    before:float, # the model's threshold until now, compared at the nearest threshold tried
                   ) -> tuple:
     "`(mean, standard error)` of the per-image Dice gain of `chosen` over `before`, paired image by image (the error is inf for one image)."
     dice = scores.pivot(index='image', columns='threshold', values='dice')
-    diff = dice[chosen] - dice[min(dice.columns, key=lambda t: abs(t - before))]
+    diff = dice[chosen] - dice[_nearest(dice.columns, before)]
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.inf
 
 def choose_threshold(scores:pd.DataFrame, # from `threshold_scores`
@@ -217,7 +219,7 @@ def threshold_caveats(scores:pd.DataFrame, # from `threshold_scores`
                    f"model draws these lesions {'larger' if high else 'smaller'} than their masks do; check that each mask belongs to its image, "
                    "and train on some of these images with the model's data (skinseg train DATA CLINIC) to mend it at its root")
     gain, se = threshold_gain(scores, best, before)
-    if best != min(tried, key=lambda t: abs(t - before)) and not gain > z * se:
+    if best != _nearest(tried, before) and not gain > z * se:
         n = scores.image.nunique()
         noise = f"within {z:g} standard errors ({z * se:.4f})" if n > 1 else "measured on one image"
         out.append(f"the gain in mean Dice of threshold {best:g} over {before:g}, {gain:+.4f} on {n} image{'s' * (n > 1)}, is {noise}, so it may be "
@@ -246,7 +248,7 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
                      rule='best mean per-image Dice, if its gain over the threshold before exceeds 2 standard errors (paired per image)')
     for line in caveats: warnings.warn(f'{data_dir}: {line}')
     mean = scores.groupby('threshold').dice.mean()
-    near = lambda t: mean.iloc[int(np.argmin(np.abs(mean.index.values - t)))]
+    near = lambda t: mean[_nearest(mean.index, t)]
     change = f"threshold {old:g} -> {new:g} (mean Dice {near(old):.4f} -> {near(new):.4f}" if new != old else f"threshold stays {old:g} (mean Dice {near(old):.4f}"
     if not quiet: print(f"{model_dir}: {change} on {len(pairs)} image{'s' * (len(pairs) > 1)} of {data_dir}); "
                         f"{'stored' if new != old else 'the measurement recorded'} in {Path(model_dir)/CONFIG_NAME}")
