@@ -112,8 +112,10 @@ class TrainTracker(Callback):
                  best:float=-1., # best `monitor` score so far (-1: none yet)
                  history:list|None=None, # per-epoch log rows so far (None: none)
                  monitor:str='iou', # the recorded metric whose highest value picks the best model
+                 first_save=None, # called once, just before the run's first save and within the same Ctrl-C hold (a new run's files), or None
                 ):
         self.out, self.config, self.start_epoch, self.best, self.monitor = Path(out), config, start_epoch, best, monitor
+        self.first_save = first_save
         self.history, self.saved = list(history or []), start_epoch  # `saved`: epochs a --resume continues after
     def before_epoch(self): self.t0, self.c0, self.n_img = time.perf_counter(), time.process_time(), 0
     def after_batch(self):
@@ -127,7 +129,9 @@ class TrainTracker(Callback):
                    epoch_s=round(time.perf_counter() - self.t0, 2), img_per_s=round(self.n_img / self.train_s, 2))
         self.history.append(row)
         if rank_distrib() == 0:
-            with interrupts_held(): self._save(row)  # a Ctrl-C waits: no model without its checkpoint
+            with interrupts_held():  # a Ctrl-C waits: no model without its checkpoint, nor a new run's split beside the old model
+                if self.first_save: self.first_save(); self.first_save = None
+                self._save(row)
     def _save(self, row):
         score = row.get(self.monitor)
         if score is not None and score > self.best:

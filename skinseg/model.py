@@ -14,10 +14,10 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 
 # %% auto #0
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
-           'FORMAT_VERSION', 'TRACE_LOCK', 'load_encoder_weights', 'is_input_size', 'build_model', 'default_config',
-           'save_model', 'is_threshold', 'parse_model_config', 'read_model_config', 'load_model', 'import_onnxruntime',
-           'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir',
-           'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
+           'FORMAT_VERSION', 'MEASUREMENTS', 'TRACE_LOCK', 'load_encoder_weights', 'is_input_size', 'build_model',
+           'default_config', 'save_model', 'is_threshold', 'parse_model_config', 'read_model_config', 'load_model',
+           'retire_measurement', 'import_onnxruntime', 'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported',
+           'exported_config', 'default_model_dir', 'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
@@ -221,6 +221,20 @@ def load_model(model_dir:str|Path, # folder written by `save_model`
     except RuntimeError as e:
         raise file_error(wpath, f"weights do not fit a {cfg['arch']} {cfg['encoder']} U-Net with {cfg['n_classes']} classes: {one_line(e)}") from None
     return model.to(device, memory_format=torch.channels_last).eval(), cfg  # NHWC: faster convolutions on CPU
+
+# %% ../nbs/api/02_model.ipynb #me000002
+MEASUREMENTS = ('threshold_calibration', 'inference_options')  # config records of settings measured after training
+
+def retire_measurement(cfg:dict, # model config, updated in place
+                       key:str, # the record to retire: one of `MEASUREMENTS`
+                       why:str, # why it no longer holds, stored as `superseded`
+                      ) -> dict|None:
+    "Move the record `cfg[key]` to the end of `cfg['earlier_measurements']`, with `why`: the record moved, or None if there was none."
+    if key not in MEASUREMENTS: raise SkinsegError(f"unknown measurement {key!r}: one of {MEASUREMENTS}")
+    if key not in cfg: return None
+    rec = dict(cfg.pop(key), measurement=key, superseded=why)
+    cfg['earlier_measurements'] = [*cfg.get('earlier_measurements', []), rec]
+    return rec
 
 # %% ../nbs/api/02_model.ipynb #f4768554
 def import_onnxruntime():

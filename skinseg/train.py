@@ -13,7 +13,8 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 # %% auto #0
 __all__ = ['PRESETS', 'SCHEDULES', 'LOG_HEADER', 'TRAIN_DEFAULTS', 'format_epoch', 'show_progress', 'preset_epochs',
            'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'check_run_files',
-           'NewRunFiles', 'StopOnDivergence', 'resume_hint', 'resume_conflicts', 'train', 'skinseg_train']
+           'NewRunFiles', 'StopOnDivergence', 'resume_hint', 'resume_conflicts', 'carry_measurements', 'train',
+           'skinseg_train']
 
 # %% ../nbs/api/13_train.ipynb #itrain
 from .basics import *
@@ -24,7 +25,7 @@ from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
 from fastai.callback.core import CancelFitException
-import sys, shlex, json
+import sys, shlex, json, copy, warnings
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -188,22 +189,18 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
                          + f": train writes its split, log and model config there; move {them} out of --out, pass --overwrite to replace {them}, or choose another --out")
 
 # %% ../nbs/api/13_train.ipynb #ow000015
-class NewRunFiles(Callback):
-    "At the end of a new run's first epoch, just before its first model is saved: write its split.csv; with `overwrite`, remove the old run's checkpoint and exports."
-    order = TrainTracker.order - 1  # before the new checkpoint exists, so none is ever paired with the old run's split
+class NewRunFiles:
+    "A new run's files, written as `TrainTracker`'s `first_save` just before its first model is saved: its split.csv; with `overwrite`, the old run's checkpoint and exports removed."
     def __init__(self,
                  out, # the run's output folder
                  split:str, # the text of its split.csv (`split_text`)
                  overwrite:bool=False, # the run replaces the one in `out` (`--overwrite`)
                 ):
-        self.out, self.split, self.overwrite, self.done = Path(out), split, overwrite, False
-    def after_epoch(self):
-        if self.done: return
-        with interrupts_held():
-            if self.overwrite:
-                for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
-            atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
-            self.done = True
+        self.out, self.split, self.overwrite = Path(out), split, overwrite
+    def __call__(self):
+        if self.overwrite:
+            for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
+        atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
 
 # %% ../nbs/api/13_train.ipynb #nan00002
 class StopOnDivergence(Callback):
@@ -253,6 +250,20 @@ def resume_conflicts(run:dict, # the settings of the run being resumed (its chec
         bad.append(f"--preset {preset} ({preset_epochs(preset)} epochs; the run: {run['epochs']})")
     return bad + [f"{'DATA' if k == 'data_dir' else '--' + k.replace('_', '-')} {_shown(v)} (the run: {_shown(run.get(k))})"
                   for k, v in given.items() if v is not None and k in run and _as_run(k, v) != _as_run(k, run[k])]  # older runs stored fewer
+
+# %% ../nbs/api/13_train.ipynb #cm000002
+def carry_measurements(old:dict, # config of the model in `out` when its run resumes (its config.json)
+                       config:dict, # the resumed run's config (its checkpoint's), updated in place
+                      ) -> str|None:
+    "Keep `old`'s measurements (`MEASUREMENTS`) as `config`'s earlier ones, for training further makes a new model; a warning naming the settings they changed, or None."
+    old, epoch = copy.deepcopy(old), old.get('training', {}).get('best_epoch')
+    moved = [retire_measurement(old, k, f'made for the model of epoch {epoch}, trained further by --resume') for k in MEASUREMENTS]
+    if 'earlier_measurements' in old: config['earlier_measurements'] = old['earlier_measurements']
+    changed = [k for k in ('threshold', 'tta', 'postprocess') if old.get(k) != config.get(k)]
+    if not (any(moved) and changed): return None
+    was, will = (', '.join(f'{k} {_shown(c[k])}' for k in changed) for c in (old, config))
+    return (f"the model trained so far has {was}, measured after training; an epoch that improves on it saves a new model with {will}, "
+            "keeping the measurement in config.json's earlier_measurements: measure again when training ends (skinseg calibrate for the threshold)")
 
 # %% ../nbs/api/13_train.ipynb #2b73f46d
 def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` reads), or a list of folders trained on together
@@ -343,10 +354,14 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
                      schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
+    if resume and rank_distrib() == 0:
+        try: old = read_model_config(out)
+        except SkinsegError: old = {}  # no model config, or one that training writes over anyway
+        if note := carry_measurements(old, config): warnings.warn(f"{out/CONFIG_NAME}: {note}")
     stop = StopOnDivergence()
-    tracker = TrainTracker(out, config, start_epoch, best, history)
+    tracker = TrainTracker(out, config, start_epoch, best, history, first_save=None if resume else NewRunFiles(out, split, overwrite))
     cbs = [stop, tracker, SkipToEpoch(start_epoch)]
-    if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch, keep_old=overwrite and not resume)] + ([] if resume else [NewRunFiles(out, split, overwrite)])
+    if rank_distrib() == 0: cbs += [ResumableCSVLogger('log.csv', start_epoch, keep_old=overwrite and not resume)]
     if resume: load_checkpoint(learn, out/CHECKPOINT_NAME)
     fit = partial(learn.fit_one_cycle, epochs, lr) if schedule == 'one_cycle' else partial(learn.fit_flat_cos, epochs, lr)
     if distributed:

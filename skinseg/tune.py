@@ -136,6 +136,7 @@ def record_inference_options(model_dir, # skinseg model folder whose `config.jso
                             ) -> dict:
     "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json` (see `rewrite_config`); `SkinsegError` if the config cannot be read or written."
     cfg = read_model_config(model_dir) | choice
+    retire_measurement(cfg, 'inference_options', 'measured again')
     cfg['inference_options'] = dict(chosen=choice, rule=f'best mean Dice; TTA/post-processing only if they gain more than {min_gain:g}',
                                     measured_on=note, table=summary.round(4).to_dict('records'))
     rewrite_config(model_dir, cfg)
@@ -199,6 +200,7 @@ def record_threshold(model_dir, # skinseg model folder
                     ) -> dict:
     "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried; `SkinsegError` if the config cannot be read or written."
     cfg = read_model_config(model_dir)
+    retire_measurement(cfg, 'threshold_calibration', 'calibrated again')
     cfg['threshold_calibration'] = dict(chosen=threshold, before=cfg['threshold'], rule=rule, measured_on=note, caveats=list(caveats),
                                         n_images=int(scores.image.nunique()),
                                         mean_dice={f'{t:.2f}': round(v, 4) for t, v in scores.groupby('threshold').dice.mean().items()})

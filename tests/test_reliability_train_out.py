@@ -157,3 +157,46 @@ def test_ctrl_c_while_an_epoch_is_saved_waits_for_its_checkpoint(train_data, tmp
     monkeypatch.undo()
     assert run_inprocess(*shlex.split(resume)[1:], '--quiet').returncode == 0
     assert pd.read_csv(out/'log.csv').epoch.tolist() == [0, 1]
+
+def test_ctrl_c_as_an_overwriting_run_writes_its_split_leaves_no_old_model_beside_it(train_data, tmp_path, monkeypatch):
+    """A new run with --overwrite writes its split.csv just before its first model: a Ctrl-C landing between the two left
+    the old run's model beside the new run's split, which calibrate and evaluate then trusted. The Ctrl-C now waits until
+    the new model and checkpoint are written too."""
+    import json, os, signal
+    import skinseg.train
+    out = tmp_path/'run'
+    assert run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 1, '--valid-pct', 0.25, '--quiet').returncode == 0
+    write = skinseg.train.atomic_write
+    def write_then_ctrl_c(path, *a, **kw):
+        r = write(path, *a, **kw)
+        if Path(path).name == 'split.csv': os.kill(os.getpid(), signal.SIGINT)
+        return r
+    monkeypatch.setattr(skinseg.train, 'atomic_write', write_then_ctrl_c)
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST[2:], '--epochs', 2, '--seed', 2, '--valid-pct', 0.25, '--overwrite', '--quiet')
+    assert r.returncode == 130 and 'interrupted: 1 of 2 epochs saved' in r.stderr, r.stderr[-2000:]
+    cfg = json.loads((out/'config.json').read_text())
+    assert cfg['training']['run']['seed'] == 2 and (out/'checkpoint.safetensors').is_file()  # the new model, beside its own split
+    valid = set(pd.read_csv(out/'split.csv').query('is_valid').image_id)
+    assert cfg['training']['n_valid'] == len(valid)
+
+def test_resuming_a_calibrated_run_keeps_the_calibration(train_data, tmp_path, monkeypatch):
+    """A run stopped after an epoch, its model calibrated, then resumed: the new model was saved with threshold 0.5 and the
+    calibration's record was dropped without a word. Now train warns before the first epoch, and the record stays: in the
+    config's threshold_calibration while the calibrated model stands, in earlier_measurements once an epoch replaces it."""
+    import json, os, signal
+    import skinseg.checkpoint
+    from skinseg.model import read_model_config
+    from skinseg.tune import rewrite_config
+    save = skinseg.checkpoint.save_model
+    monkeypatch.setattr(skinseg.checkpoint, 'save_model', lambda *a, **kw: (save(*a, **kw), os.kill(os.getpid(), signal.SIGINT))[0])
+    out = tmp_path/'run'
+    assert run_inprocess('train', train_data, '--out', out, *TRAIN_FAST[2:], '--epochs', 3, '--quiet').returncode == 130
+    monkeypatch.undo()
+    cfg = read_model_config(out)
+    rewrite_config(out, cfg | dict(threshold=0.7, threshold_calibration=dict(chosen=0.7, before=0.5, measured_on='clinic A (40 images)')))
+    r = run_inprocess('train', train_data, '--out', out, '--resume', '--quiet')
+    assert r.returncode == 0 and r.stderr.count('\n') == 1, r.stderr[-2000:]
+    assert r.stderr.startswith(f"skinseg train: warning: {out/'config.json'}: the model trained so far has threshold 0.7"), r.stderr
+    cfg = json.loads((out/'config.json').read_text())
+    if cfg['training']['best_epoch'] == 1: assert cfg['threshold'] == 0.7 and cfg['threshold_calibration']['measured_on'] == 'clinic A (40 images)'
+    else: assert cfg['threshold'] == 0.5 and [m['measured_on'] for m in cfg['earlier_measurements']] == ['clinic A (40 images)']
