@@ -16,15 +16,17 @@ quarter of lesion size, with the whole-field failures (most of the skin in view 
 `--write-split CSV` writes the split of the `skinseg train` two-source runs (3,000 HAM10000 + the 800 ISIC to train).
 `--frames` counts the images of each source with a dermoscope's black frame (`skinseg.core.field_of_view`);
 `--failures RUN_DIR...` lists the ISIC test images each run scores below IoU 0.65 (0 in threshold Jaccard) and those all fail.
+`--rescore MODEL_DIR --adapt-bn` re-estimates the model's BatchNorm statistics on isic_calib's 200 images, their masks unused (AdaBN,
+Li et al. 2016: what a clinic could do with unlabelled images of its own), keeps that model beside the original and scores it.
 """
 import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import hardware, command, now_utc, RESULTS, REPO, rel
-import os, json, time, random, argparse, fcntl
+import os, json, time, random, argparse, fcntl, shutil
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, lesion_mask, iter_predict,
-                          keep_largest_lesion, field_of_view,
+                          keep_largest_lesion, field_of_view, load_model, load_resized, to_batch,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.basics import atomic_write, SkinsegError
 from skinseg.tune import check_not_trained_on
@@ -218,7 +220,7 @@ def table(path=OUT_JSON) -> str:
             rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
     return '\n'.join(rows)
 
-RESCORE_OWN = ('rescore', 'ensemble', 'tta', 'postprocess', 'name', 'threads', 'limit')  # options of a --rescore call itself; the rest come from the model
+RESCORE_OWN = ('rescore', 'ensemble', 'tta', 'postprocess', 'adapt_bn', 'name', 'threads', 'limit')  # options of a --rescore call itself; the rest come from the model
 
 def ham_subset(ham_tr:pd.DataFrame, n:int) -> pd.DataFrame:
     "The fixed `--ham-train` subset: the first `n` of a numpy default_rng(0) permutation of HAM10000's training side, in file order."
@@ -247,6 +249,19 @@ def dark_frames() -> dict:
     return rec
 
 # ---------------------------------------------------------------- one run
+def adapt_bn(model_dir:Path, images:list, out:Path, bs:int=16) -> Path:
+    "A copy of `model_dir` in `out` whose BatchNorm running statistics are re-estimated on `images` (no labels; AdaBN): a cumulative average over them, in training mode, no gradients."
+    shutil.copytree(model_dir, out, dirs_exist_ok=True)  # its split.csv and log.csv too
+    net, cfg = load_model(model_dir)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d): m.reset_running_stats(); m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for b in range(0, len(images), bs):
+            net(to_batch([load_resized(f, tuple(cfg['input_size']))[0] for f in images[b:b + bs]], cfg['mean'], cfg['std']))
+    cfg['training']['adapted_bn'] = f'BatchNorm statistics re-estimated on {len(images)} unlabelled images (isic_calib), {now_utc()}'
+    return save_model(net.eval(), out, cfg)
+
 def main():
     if '--frames' in sys.argv:  # --frames: share of each source's images with a black frame, appended to carry_over_frames.json
         rec = dark_frames(); append_result(rec, RESULTS/'carry_over_frames.json'); print(json.dumps(rec, indent=1)); return
@@ -286,6 +301,7 @@ def main():
     ap.add_argument('--rescore', type=Path, default=None, help='score a trained model folder (no training), e.g. with --tta: a run of this script, or a `skinseg train` model whose split.csv is the seed-42 split')
     ap.add_argument('--tta', action='store_true', help='score with flip test-time augmentation')
     ap.add_argument('--postprocess', action='store_true', help='score with only the largest lesion kept, its holes filled (skinseg.core.keep_largest_lesion)')
+    ap.add_argument('--adapt-bn', action='store_true', help="with --rescore: first re-estimate the model's BatchNorm statistics on isic_calib's images, unlabelled (AdaBN)")
     ap.add_argument('--ensemble', type=Path, nargs='+', default=[], help='with --rescore: more model folders (other seeds of the same variant) whose probability maps are averaged with its model\'s')
     a = ap.parse_args()
     if a.ensemble and a.rescore is None: sys.exit('--ensemble needs --rescore MODEL_DIR: the first model of the ensemble')
@@ -305,6 +321,7 @@ def main():
     if a.ensemble: variant += f'+ensemble{1 + len(a.ensemble)}'
     if a.tta: variant += '+tta'
     if a.postprocess: variant += '+largest'
+    if a.adapt_bn: variant += '+adabn'
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(a.size)
     ham, isic = splits()
@@ -324,6 +341,10 @@ def main():
             for d in (a.rescore, *a.ensemble): check_not_trained_on(d, scored)
         except SkinsegError as e: sys.exit(str(e))
         model_dir, config, train_s = a.rescore, cfg, None
+        if a.adapt_bn:
+            if a.ensemble: sys.exit('--adapt-bn adapts one model: leave out --ensemble')
+            model_dir = adapt_bn(a.rescore, list(isic_ca.image), a.rescore.parent/f'{a.rescore.name}_adabn')
+            config = json.loads((model_dir/CONFIG_NAME).read_text())
         mean, std = tuple(cfg['mean']), tuple(cfg['std'])
     else: model_dir, config, train_s, mean, std = train_model(a, variant, out, size, df, train_df)
     evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham_va, isic_te, isic_ca, isic_tr)
