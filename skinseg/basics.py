@@ -52,6 +52,7 @@ from PIL.PngImagePlugin import PngInfo
 # %% ../nbs/api/00_basics.ipynb #da0ffda6
 class SkinsegError(ValueError):
     "A problem with user input, worded for the user: the message names the file and what is wrong."
+    def _render_traceback_(self): return [f'{type(self).__name__}: {self}']  # IPython and Jupyter show this one line, not the stack
 
 def file_error(path, # the file (or folder) at fault: str or Path, put first in the message
                problem:str, # what is wrong with it, worded for the user
