@@ -72,7 +72,8 @@ def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None
         ) -> int:
     "Entry point of the `skinseg` command."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help', 'help'): print(usage()); return 0
+    if not argv: print(usage(), file=sys.stderr); return 2  # no verb: a usage error, as argparse's; --help is not
+    if argv[0] in ('-h', '--help', 'help'): print(usage()); return 0
     if argv[0] == '--version': print(f"skinseg {__version__}"); return 0
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:

@@ -16,14 +16,14 @@ Docs: https://skinseg.github.io/skinseg/api/core.html.md"""
 
 # %% auto #0
 __all__ = ['LesionMask', 'mask_of', 'load_resized', 'to_batch', 'flip_probs', 'lesion_prob', 'keep_largest_lesion',
-           'prob_to_mask', 'field_of_view', 'in_view', 'fov_on', 'iter_predict', 'predict', 'mask_filename',
-           'prob_filename', 'is_prob_file', 'skinseg_predict']
+           'prob_to_mask', 'field_of_view', 'in_view', 'fov_on', 'iter_predict', 'predict', 'true_or_false',
+           'mask_filename', 'prob_filename', 'is_prob_file', 'skinseg_predict']
 
 # %% ../nbs/api/03_core.ipynb #407089f1
 from .basics import *
 from .images import *
 from .model import *
-import os, sys, warnings
+import os, shlex, sys, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -223,6 +223,12 @@ def _source(o, i:int) -> str: return Path(o).name if isinstance(o, (str, Path)) 
 def _as_error(e:Exception, name:str, doing:str='read') -> SkinsegError:
     return e if isinstance(e, SkinsegError) else file_error(name, f"could not {doing} the image ({type(e).__name__}: {one_line(e)})")
 
+def _no_default_model() -> SkinsegError:
+    "The error for no model given and none at `default_model_dir()`: where it looked, and the ways to name one."
+    where = 'where SKINSEG_MODEL points' if os.environ.get('SKINSEG_MODEL') else 'where predict looks when none is given'
+    return file_error(default_model_dir(), f"no model folder here, {where}: train one with `skinseg train`, then give its folder "
+                      "as model= in Python, as the model argument on the command line (skinseg predict MODEL IMAGES...), or in SKINSEG_MODEL")
+
 def _in_order(pool, fn, jobs, ahead:int):
     "Yield `(job, fn(job))` in order, with at most `ahead` jobs submitted to `pool` and not yet yielded."
     running = deque()
@@ -253,6 +259,7 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
         raise SkinsegError(f"threshold must be a number above 0 and below 1, got {threshold!r}")
     items = list(images)
     training = isinstance(model, tuple) and len(model) == 2 and getattr(model[0], 'training', False)  # a caller's model mid-training goes back to it
+    if model is None and not default_model_dir().exists(): raise _no_default_model()
     net, cfg, bf16 = inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
     postprocess = cfg['postprocess'] if postprocess is None else postprocess
@@ -318,7 +325,15 @@ def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3
 
 # %% ../nbs/api/03_core.ipynb #62b23ceb
 from typing import Annotated
-from fastcore.script import call_parse, bool_arg
+from argparse import ArgumentTypeError
+from fastcore.script import call_parse
+from fastcore.utils import str2bool
+
+def true_or_false(v:str, # the option's value on the command line
+                 ) -> bool:
+    "The type of a `--flag true|false` option (also yes/no, on/off, 1/0); else argparse's error line says what it takes."
+    try: return str2bool(v)
+    except (TypeError, ValueError): raise ArgumentTypeError(f"must be true or false, got {v!r}") from None
 
 # %% ../nbs/api/03_core.ipynb #069ee513
 def mask_filename(image_path, # the image's path (str or Path); its stem is the image id
@@ -356,6 +371,16 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
     return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
                         f"{'' if recursive else '; add --recursive for sub-folders'})")
 
+def _swapped(model_dir, images:list) -> SkinsegError|None:
+    "The error for `skinseg predict`'s arguments in the wrong order: a model folder among `images`, or images (and no model) in `model_dir`; else None."
+    is_model = lambda p: Path(p).is_dir() and any((Path(p)/n).is_file() for n in (CONFIG_NAME, WEIGHTS_NAME))
+    if (m := next((p for p in images if is_model(p)), None)) is not None:
+        why, order = f"{m} is a skinseg model folder, not images: the arguments look swapped", [m, model_dir, *(p for p in images if p != m)]
+    elif Path(model_dir).is_dir() and not is_model(model_dir) and find_images([model_dir]):
+        why, order = f"{model_dir} holds images, not a model: the arguments look swapped, or the model is missing", ['MODEL', model_dir, *images]
+    else: return None
+    return SkinsegError(f"{why}; the model comes first, then the images: skinseg predict {' '.join(shlex.quote(str(o)) for o in order)}")
+
 def _left_out(images:list, recursive:bool, out, files:list) -> list:
     "One line per kind of file that may surprise: in the named folders, not predicted (named as a mask, or inside `--out`); named itself, predicted though named as a mask or ISIC derived file."
     found, out_dir = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()], Path(out).resolve()
@@ -383,9 +408,9 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
                     images:Annotated[str, "image files and/or folders (a folder's .jpg .jpeg .png .bmp .tif .tiff files)", dict(nargs='+')],
                     out:str='predictions', # folder to write <image_id>_segmentation.png into
                     bs:int=16, # images per forward pass
-                    tta:bool_arg=None, # average over flips: true or false (default: the model's choice)
-                    postprocess:bool_arg=None, # keep the largest lesion and fill its holes: true or false (default: the model's choice)
-                    fov:bool_arg=None, # mark nothing outside a dermoscope's black frame: true or false (default: the model's choice, true)
+                    tta:true_or_false=None, # average over flips: true or false (default: the model's choice)
+                    postprocess:true_or_false=None, # keep the largest lesion and fill its holes: true or false (default: the model's choice)
+                    fov:true_or_false=None, # mark nothing outside a dermoscope's black frame: true or false (default: the model's choice, true)
                     probs:bool=False, # also write <image_id>_prob.png, the lesion probability scaled to 0-255
                     recursive:bool=False, # also take images from the folders' sub-folders
                     device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
@@ -396,6 +421,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     from tqdm import tqdm
     images = [images] if isinstance(images, (str, Path)) else images
     check_count(bs, '--bs')
+    if (e := _swapped(model_dir, images)) is not None: raise e
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out exists and is a file, not a folder")
     files = find_images(images, recursive, exclude=out)
     if not files: raise _no_images(images, recursive, out)

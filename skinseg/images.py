@@ -111,7 +111,10 @@ def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`,
         return a
     a = np.asarray(image)
     if a.dtype == np.uint16: a = _high_byte(a); _warn_if_dark(a, name)  # the 16-bit rule, as for files
-    if a.dtype != np.uint8: raise SkinsegError(f"{name}: expected a uint8 (or uint16) array, got {a.dtype}")
+    if a.dtype != np.uint8:
+        how = ("; floats from 0 to 1: multiply by 255 and convert, (a * 255).round().astype(np.uint8) (floats 0-255: a.round().astype(np.uint8))"
+               if a.dtype.kind == 'f' else "; values 0-255: convert with a.astype(np.uint8)" if a.dtype.kind in 'iu' else "")
+        raise SkinsegError(f"{name}: expected a uint8 (or uint16) array, got {a.dtype}{how}")
     if a.ndim == 2: a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or min(a.shape[:2]) < 1:
         raise SkinsegError(f"{name}: expected an HxW, HxWx3 or HxWx4 image array, got shape {a.shape}")
@@ -155,9 +158,12 @@ def _colour_levels(img:Image.Image):
     if np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= 8 and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= 8:
         return np.asarray(Image.fromarray(rgb).convert('L')), None  # grey, maybe with JPEG colour noise
     code = (c[..., 0].astype(np.int32) << 16) | (c[..., 1].astype(np.int32) << 8) | c[..., 2]
-    colours = np.unique(code[code > 0])
+    found, counts = np.unique(code, return_counts=True)
+    colours = found[found > 0]
     if len(colours) > 1:
         shown = _shown([f'#{v:06x}' for v in colours[:4]], 3)
+        if len(colours) > 256 and np.sort(counts)[-2:].sum() < code.size / 2:  # no background and lesion colour: a photograph (a JPEG mask has two, and noise)
+            return None, f"looks like a photograph, not a mask ({len(colours)} colours: {shown}); a mask is one lesion colour on black, or grey 0 and 255"
         return None, f"colour mask with {len(colours)} colours ({shown}): expected one lesion colour on black"
     return np.where(code > 0, 255, 0).astype(np.uint8), None
 

@@ -19,9 +19,9 @@ __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_score
 from .basics import *
 from .images import *
 from .core import LesionMask, mask_of, is_prob_file
-from .layouts import find_pairs
+from .layouts import find_pairs, scan_dataset
 from .splits import read_split
-import json, math, re, sys, warnings
+import json, math, re, shlex, sys, warnings
 from PIL import Image
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -212,6 +212,25 @@ def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):
         warnings.warn(f"{gts[i]}: this ground-truth mask was written by skinseg predict, and the prediction {preds[i].name} was not: "
                       "are the two folders swapped? The ground truth comes first; the area ratio is inverted if so")
 
+def _is_dataset(d:Path) -> bool:
+    "Whether `d` is a dataset folder holding images (as `scan_dataset` reads it)."
+    try: return bool(scan_dataset(d).images)
+    except SkinsegError: return False
+
+def _swapped_dirs(gt_dir:Path, pred_dir:Path) -> SkinsegError|None:
+    "The error for the two folders given in the wrong order: a dataset with images as the predictions, and masks alone as the ground truth; else None."
+    if not _is_dataset(pred_dir) or _is_dataset(gt_dir): return None
+    return file_error(pred_dir, f"holds a dataset with images, and {gt_dir} only masks: the folders look swapped; the ground truth comes first, "
+                      f"then the predicted masks: skinseg evaluate {shlex.quote(str(pred_dir))} {shlex.quote(str(gt_dir))}")
+
+def _scored_mask(path:Path, folder:str) -> np.ndarray:
+    "`lesion_mask` of a ground-truth or predicted file; a photograph among them is said with the order the folders take."
+    try: return lesion_mask(path)
+    except SkinsegError as e:
+        if 'looks like a photograph' not in str(e): raise  # `lesion_mask`'s word for a "mask" of hundreds of colours
+        raise SkinsegError(f"{e}; it is in the {folder} folder: are the folders swapped, or is it the images folder? Give the ground truth "
+                           "(a dataset folder or its masks) first, then the predicted masks: skinseg evaluate GROUND_TRUTH PREDICTIONS") from None
+
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
                   pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)
                   out_csv:str|Path|None=None, # where to write the per-image scores
@@ -219,7 +238,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
                   split:str|Path|None=None, # or only the validation images of this split CSV (image_id, is_valid)
                   fold:int|None=None, # with a K-fold split CSV (`skinseg split --folds K`): fold `fold`'s images
                  ) -> tuple:
-    "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`; `SkinsegError` naming the file or folder for a missing folder or prediction, two predictions of an image, or a size mismatch."
+    "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`; `SkinsegError` naming the file or folder for a missing folder or prediction, two predictions of an image, a size mismatch, or the two folders swapped."
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     _check_dirs(gt_dir, pred_dir)
     if out_csv is not None: check_scores_csv(out_csv, split)
@@ -234,6 +253,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         gts, without = {i: gts[i] for i in ids}, [i for i in without if i in set(ids)]
     if not gts: raise file_error(gt_dir, "no ground-truth masks found" + (f" ({len(without)} images without one)" if without else ""))
     preds = _pred_files(pred_dir, list(gts))
+    if not preds and (e := _swapped_dirs(gt_dir, pred_dir)) is not None: raise e
     _check_not_ground_truth(preds, gts, pred_dir)
     if missing := [i for i in gts if i not in preds]:
         raise file_error(pred_dir/f'{missing[0]}_segmentation.png', f"prediction missing for {missing[0]}" + (f" and {len(missing) - 1} more of the {len(gts)} "
@@ -241,7 +261,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     rows = []
     for image_id, gpath in gts.items():
         ppath = preds[image_id]
-        g, p = lesion_mask(gpath), lesion_mask(ppath)
+        g, p = _scored_mask(gpath, 'ground-truth'), _scored_mask(ppath, 'predictions')
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
     cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']

@@ -106,6 +106,25 @@ def test_predict_bad_option_values(tiny_model_dir, tmp_path, option):
     assert option[1] in line or option[0].lstrip('-') in line, line
     assert 'not a valid safetensors' not in line, f"a device problem reported as a corrupt model: {line}"
 
+def test_predict_flag_value_not_true_or_false(tiny_model_dir, tmp_path):
+    "A --tta value other than true or false is said in those words, not by fastcore's internal name bool_arg."
+    lesion_image().save(tmp_path/'a.jpg')
+    r = run_inprocess('predict', tiny_model_dir, tmp_path/'a.jpg', '--out', tmp_path/'o', '--tta', 'banana')
+    assert r.returncode == 2 and "skinseg predict: error: argument --tta: must be true or false, got 'banana'" in r.stderr, r.stderr
+    assert 'bool_arg' not in r.stderr
+    assert run_inprocess('predict', tiny_model_dir, tmp_path/'a.jpg', '--out', tmp_path/'o', '--tta', 'yes', '--quiet').returncode == 0
+
+def test_swapped_arguments_are_said(tiny_model_dir, tmp_path):
+    "predict and evaluate given their folders in the wrong order say so in one line, with the right order."
+    data = make_dataset(tmp_path/'data', n=3)
+    one_error_line(run_inprocess('predict', data/'images', tiny_model_dir, '--out', tmp_path/'p'), 'predict',
+                   contains=f"{tiny_model_dir} is a skinseg model folder, not images: the arguments look swapped")
+    assert run_inprocess('predict', tiny_model_dir, data/'images', '--out', tmp_path/'p', '--quiet').returncode == 0
+    one_error_line(run_inprocess('evaluate', tmp_path/'p', data, '--csv', tmp_path/'s.csv'), 'evaluate',
+                   contains=f"the folders look swapped; the ground truth comes first, then the predicted masks: skinseg evaluate {data} {tmp_path/'p'}")
+    one_error_line(run_inprocess('evaluate', data/'images', tmp_path/'p', '--csv', tmp_path/'s.csv'), 'evaluate',
+                   contains="looks like a photograph, not a mask")
+
 def test_predict_malicious_model_file(tiny_model_dir, tmp_path):
     "A pickle posing as model.safetensors is refused by name, and its payload never runs."
     marker = tmp_path/'PWNED'
