@@ -198,6 +198,8 @@ def read_model_config(model_dir, # skinseg model folder (or its `model.safetenso
     "The `config.json` of a skinseg model folder, checked; `SkinsegError` naming the folder or file if there is no model config there or it is invalid."
     model_dir = Path(model_dir)
     if model_dir.is_file() and model_dir.name in (WEIGHTS_NAME, CONFIG_NAME): model_dir = model_dir.parent
+    if model_dir.is_file() and model_dir.suffix in ('.onnx', '.pt'):  # `predict` reads these; what rewrites or retrains a model needs its folder
+        raise file_error(model_dir, "an exported model file: this needs the model folder it was exported from (model.safetensors and config.json)")
     if not model_dir.is_dir(): raise file_error(model_dir, "no model folder here (train one with `skinseg train`)")
     cfg_path = model_dir/CONFIG_NAME
     if not cfg_path.is_file(): raise file_error(model_dir, f"not a skinseg model: {CONFIG_NAME} is missing")
