@@ -223,12 +223,6 @@ def _source(o, i:int) -> str: return Path(o).name if isinstance(o, (str, Path)) 
 def _as_error(e:Exception, name:str, doing:str='read') -> SkinsegError:
     return e if isinstance(e, SkinsegError) else file_error(name, f"could not {doing} the image ({type(e).__name__}: {one_line(e)})")
 
-def _no_default_model() -> SkinsegError:
-    "The error for no model given and none at `default_model_dir()`: where it looked, and the ways to name one."
-    where = 'where SKINSEG_MODEL points' if os.environ.get('SKINSEG_MODEL') else 'where predict looks when none is given'
-    return file_error(default_model_dir(), f"no model folder here, {where}: train one with `skinseg train`, then give its folder "
-                      "as model= in Python, as the model argument on the command line (skinseg predict MODEL IMAGES...), or in SKINSEG_MODEL")
-
 def _in_order(pool, fn, jobs, ahead:int):
     "Yield `(job, fn(job))` in order, with at most `ahead` jobs submitted to `pool` and not yet yielded."
     running = deque()
@@ -259,7 +253,6 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
         raise SkinsegError(f"threshold must be a number above 0 and below 1, got {threshold!r}")
     items = list(images)
     training = isinstance(model, tuple) and len(model) == 2 and getattr(model[0], 'training', False)  # a caller's model mid-training goes back to it
-    if model is None and not default_model_dir().exists(): raise _no_default_model()
     net, cfg, bf16 = inference_model(model, device, bf16)
     tta = cfg['tta'] if tta is None else tta
     postprocess = cfg['postprocess'] if postprocess is None else postprocess

@@ -340,6 +340,10 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
         raise SkinsegError(f"model is a {type(model).__name__}: give a model folder, an exported .onnx/.pt file, or a "
                            "(network, config dict) tuple such as (net, default_config(input_size=[96, 128]))")
     path = Path(model) if model is not None else default_model_dir()
+    if model is None and not path.exists():  # none given: say where it looked and how to name one
+        where = 'where SKINSEG_MODEL points' if os.environ.get('SKINSEG_MODEL') else 'where predict looks when none is given'
+        raise file_error(path, f"no model folder here, {where}: train one with `skinseg train`, then give its folder as model= in Python, "
+                               "as the model argument on the command line (skinseg predict MODEL IMAGES...), or in SKINSEG_MODEL")
     stamps = [path/WEIGHTS_NAME, path/CONFIG_NAME] if path.is_dir() else [path]
     key = (str(path.resolve()), device, *(p.stat().st_mtime_ns if p.exists() else 0 for p in stamps))
     if key not in _MODEL_CACHE:
