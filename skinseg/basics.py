@@ -56,9 +56,10 @@ class SkinsegError(ValueError):
 
 def file_error(path, # the file (or folder) at fault: str or Path, put first in the message
                problem:str, # what is wrong with it, worded for the user
+               cls:type=SkinsegError, # the error's class: `SkinsegError` or a subclass a caller may catch
               ):
-    "A `SkinsegError` whose message is `path: problem`."
-    return SkinsegError(f"{path}: {problem}")
+    "A `SkinsegError` (or `cls`) whose message is `path: problem`."
+    return cls(f"{path}: {problem}")
 
 def one_line(e:Exception, # the exception whose message to shorten
              n:int=240, # most characters to keep

@@ -226,8 +226,7 @@ def _swapped_dirs(gt_dir:Path, pred_dir:Path) -> SkinsegError|None:
 def _scored_mask(path:Path, folder:str) -> np.ndarray:
     "`lesion_mask` of a ground-truth or predicted file; a photograph among them is said with the order the folders take."
     try: return lesion_mask(path)
-    except SkinsegError as e:
-        if 'looks like a photograph' not in str(e): raise  # `lesion_mask`'s word for a "mask" of hundreds of colours
+    except PhotographAsMaskError as e:
         raise SkinsegError(f"{e}; it is in the {folder} folder: are the folders swapped, or is it the images folder? Give the ground truth "
                            "(a dataset folder or its masks) first, then the predicted masks: skinseg evaluate GROUND_TRUTH PREDICTIONS") from None
 

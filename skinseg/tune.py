@@ -220,9 +220,8 @@ def threshold_caveats(scores:pd.DataFrame, # from `threshold_scores`
         out.append(f"threshold {best:g} is the {'highest' if high else 'lowest'} tried ({tried[0]:g}-{tried[-1]:g}), so the best may lie beyond it: the "
                    f"model draws these lesions {'larger' if high else 'smaller'} than their masks do; check that each mask belongs to its image, "
                    "and train on some of these images with the model's data (skinseg train DATA CLINIC) to mend it at its root")
-    gain, se = threshold_gain(scores, best, before)
-    if best != _nearest(tried, before) and not gain > z * se:
-        n = scores.image.nunique()
+    if best != _nearest(tried, before) and choose_threshold(scores, before, z) == before:
+        gain, se, n = *threshold_gain(scores, best, before), scores.image.nunique()
         noise = f"within {z:g} standard errors ({z * se:.4f})" if n > 1 else "measured on one image"
         out.append(f"the gain in mean Dice of threshold {best:g} over {before:g}, {gain:+.4f} on {n} image{'s' * (n > 1)}, is {noise}, so it may be "
                    f"noise: the threshold stays {before:g}; more labelled images would settle it")
