@@ -6,7 +6,7 @@ starts with the file and says what is wrong, so a command prints one line instea
 half a model or half a mask; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
 command may replace from a user's own, and `first_line` tells a CSV that skinseg wrote by its header.
 `ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
-`check_count`, `check_flag`, `check_seed`, `check_list`, `check_same_length`, `check_device` and `bf16_supported` answer the questions about options and hardware that several
+`check_count`, `check_flag`, `check_seed`, `check_list`, `check_same_length`, `check_device`, `bf16_supported` and `processor_name` answer the questions about options and hardware that several
 modules ask.
 
 Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
@@ -16,7 +16,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
            'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
-           'not_written_by_skinseg', 'first_line', 'interrupts_held', 'find_data_dir', 'check_device', 'bf16_supported']
+           'not_written_by_skinseg', 'first_line', 'interrupts_held', 'find_data_dir', 'check_device', 'bf16_supported',
+           'processor_name']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -42,7 +43,7 @@ def ensure_torchvision():
 ensure_torchvision();
 
 # %% ../nbs/api/00_basics.ipynb #20710f03
-import os, signal, threading, warnings
+import os, platform, signal, threading, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -221,3 +222,12 @@ def bf16_supported(device:str='cpu', # the device to ask about: 'cuda...' checks
     try: flags = Path('/proc/cpuinfo').read_text()
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+# %% ../nbs/api/00_basics.ipynb #6fcfb6a0
+def processor_name(device:str='cpu', # the device a run uses: 'cuda...' names the GPU, anything else the CPU
+                  ) -> str:
+    "What a run's record says it ran on: the GPU's name, or the CPU's model name (`/proc/cpuinfo`, else `platform.processor()`) and its core count."
+    if str(device).startswith('cuda') and torch.cuda.is_available(): return torch.cuda.get_device_name(torch.device(device))
+    try: cpu = next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
+    except (OSError, StopIteration): cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"

@@ -350,7 +350,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
             encoder_init=init, preset=preset, epochs=epochs, augment=augment, repeat=repeat,
             train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=LOSSES[loss].__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',
             schedule=schedule, lr=lr, bs=bs, processes=max(num_distrib(), 1), device=str(dls.device),
-            threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last),
+            threads=torch.get_num_threads(), bf16=bool(bf16), channels_last=bool(channels_last), machine=processor_name(str(dls.device)),
             run=dict(data_dir=[str(d) for d in data_dir] if several else str(data_dir), epochs=epochs, bs=bs, lr=lr, size=list(size), arch=arch, encoder=encoder, seed=seed,
                      schedule=schedule, augment=augment, loss=loss, repeat=repeat, wd=wd, bf16=bool(bf16), channels_last=bool(channels_last), masked_only=masked_only,
                      valid_pct=valid_pct, split=str(split_csv) if split_csv else None, fold=fold, limit=limit)))
