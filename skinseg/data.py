@@ -19,7 +19,7 @@ from .images import *
 from .layouts import *
 from .splits import *
 from .synthetic import synthetic_dataset
-import os, sys, hashlib
+import os, sys, hashlib, warnings
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
@@ -92,6 +92,8 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
         if files:
             files[0].parent.mkdir(parents=True, exist_ok=True)
             for f, a in zip(files, arrays): _save_npy(f, a)
+    if (inv := looks_inverted(arrays[1] > 0)).any():
+        warnings.warn(f"{df['mask'].iloc[int(inv.argmax())]}: mask {INVERTED} ({int(inv.sum())} of {len(inv)} masks look so; skinseg check lists them)")
     _PRESIZED.clear()  # keep one dataset in memory, not one per size tried
     _PRESIZED[key] = arrays
     return arrays
@@ -112,6 +114,7 @@ def _check_pair(image, mask) -> list:
     if len(levels) > 2 or (len(levels) == 1 and levels[0] not in (0, 1, 255)):
         shown = ', '.join(map(str, levels[:6])) + (', ...' if len(levels) > 6 else '')
         problems.append(f"{mask}: mask has {len(levels)} value{'s' if len(levels) > 1 else ''} ({shown}); expected two levels, 0 and 255")
+    if looks_inverted(binarize_mask(m)): problems.append(f"{mask}: mask {INVERTED}")
     return problems
 
 def _duplicates(paths, id_of, what) -> list:

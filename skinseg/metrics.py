@@ -223,6 +223,14 @@ def _swapped_dirs(gt_dir:Path, pred_dir:Path) -> SkinsegError|None:
     return file_error(pred_dir, f"holds a dataset with images, and {gt_dir} only masks: the folders look swapped; the ground truth comes first, "
                       f"then the predicted masks: skinseg evaluate {shlex.quote(str(pred_dir))} {shlex.quote(str(gt_dir))}")
 
+def _unpaired(pred_dir:Path, gt_ids:list) -> SkinsegError|None:
+    "The error for a predictions folder of no masks, or of masks none of which pairs with the ground truth's several ids; else None."
+    found = sorted(_pred_id(f) for f in pred_dir.iterdir() if f.is_file() and is_mask_file(f) and not is_prob_file(f))
+    if not found: return file_error(pred_dir, "holds no predicted masks: give the folder skinseg predict wrote them into (its --out)")
+    if len(gt_ids) < 2: return None  # one id asked for: "prediction missing" says it
+    return file_error(pred_dir, f"none of its {len(found)} masks pairs with the {len(gt_ids)} ground-truth images (predictions e.g. {found[0]}, "
+                      f"ground truth e.g. {gt_ids[0]}): a mask pairs by its image id, as in <id>_segmentation.png, on both sides")
+
 def _scored_mask(path:Path, folder:str) -> np.ndarray:
     "`lesion_mask` of a ground-truth or predicted file; a photograph among them is said with the order the folders take."
     try: return lesion_mask(path)
@@ -252,17 +260,19 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         gts, without = {i: gts[i] for i in ids}, [i for i in without if i in set(ids)]
     if not gts: raise file_error(gt_dir, "no ground-truth masks found" + (f" ({len(without)} images without one)" if without else ""))
     preds = _pred_files(pred_dir, list(gts))
-    if not preds and (e := _swapped_dirs(gt_dir, pred_dir)) is not None: raise e
+    if not preds and (e := _swapped_dirs(gt_dir, pred_dir) or _unpaired(pred_dir, list(gts))) is not None: raise e
     _check_not_ground_truth(preds, gts, pred_dir)
     if missing := [i for i in gts if i not in preds]:
         raise file_error(pred_dir/f'{missing[0]}_segmentation.png', f"prediction missing for {missing[0]}" + (f" and {len(missing) - 1} more of the {len(gts)} "
                          "images with ground truth; to score only some, pass a split CSV of them (--split)" if len(missing) > 1 else ""))
-    rows = []
+    rows, inverted = [], []
     for image_id, gpath in gts.items():
         ppath = preds[image_id]
         g, p = _scored_mask(gpath, 'ground-truth'), _scored_mask(ppath, 'predictions')
+        inverted += [o for o, m in ((gpath, g), (ppath, p)) if looks_inverted(m)]
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
+    if inverted: warnings.warn(f"{inverted[0]}: mask {INVERTED} ({len(inverted)} of the {2 * len(gts)} masks scored look so): its scores mean little")
     cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
