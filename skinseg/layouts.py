@@ -72,10 +72,10 @@ def _layout(data_dir:Path):
     "`(layout name, image folders, mask folders, metadata file or None)` of `data_dir`."
     subdirs = _subdirs(data_dir)
     names = {p.name.lower(): p for p in subdirs}
-    ham_imgs = [p for p in subdirs if p.name.startswith('HAM10000_images')]
+    ham_imgs = [p for p in subdirs if p.name.lower().startswith('ham10000_images')]  # any case: some mirrors lower-case the names
     if ham_imgs:
-        meta = sorted(p for p in data_dir.glob('HAM10000_metadata*') if p.suffix != '.part')
-        return 'HAM10000', ham_imgs, [p for p in subdirs if p.name.startswith('HAM10000_segmentations')], (meta or [None])[0]
+        meta = sorted(p for p in data_dir.iterdir() if p.name.lower().startswith('ham10000_metadata') and p.is_file() and p.suffix != '.part')
+        return 'HAM10000', ham_imgs, [p for p in subdirs if p.name.lower().startswith('ham10000_segmentations')], (meta or [None])[0]
     task1 = [p for p in subdirs if not _other_task(p.name)]
     gts = [p for p in task1 if 'groundtruth' in p.name.lower().replace('_', '').replace('-', '')]
     if gts: return 'ISIC Task 1', [p for p in task1 if p not in gts], gts, None
@@ -137,6 +137,13 @@ def _stamp(data_dir:Path, dirs, meta) -> tuple:
     between = {a for d in dirs for a in d.parents if data_dir in a.parents}
     return tuple((str(p), (s := p.stat()).st_mtime_ns, s.st_size) for p in sorted({data_dir, *dirs, *between, *([meta] if meta else [])}))
 
+def _swapped_note(img_dirs, mask_dirs) -> str:
+    "What to add when a layout's image folders hold only files named as masks and its mask folders hold images: they look swapped; else ''."
+    named_masks = _list_files(img_dirs, is_mask_file)
+    if not named_masks or not (photos := _list_files(mask_dirs, is_image_file)): return ''
+    return (f": its {len(named_masks)} files are named as masks (e.g. {named_masks[0].name}) and {', '.join(d.name + '/' for d in mask_dirs)} "
+            f"holds {len(photos)} images (e.g. {photos[0].name}): are the two folders swapped?")
+
 def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned (returned as it is)
                 ) -> DatasetFiles:
     "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged; `SkinsegError` naming the folder if it is missing, of no known layout, or holds no images."
@@ -149,7 +156,7 @@ def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned
     key = (str(data_dir), str(data_dir.resolve()), _stamp(data_dir, img_dirs + mask_dirs, meta))
     if key in _SCANS: return _SCANS[key]
     images, masks = _list_files(img_dirs, is_image_file), _list_files(mask_dirs, is_mask_file)
-    if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)")
+    if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)" + _swapped_note(img_dirs, mask_dirs))
     scan = DatasetFiles(data_dir, layout, images, masks, _read_metadata(meta) if meta else None)
     if max(t for _, t, _ in key[2]) < start - 2e9:  # changed in the last 2 s: a change within the same clock tick would go unseen
         if len(_SCANS) >= 8: _SCANS.pop(next(iter(_SCANS)))

@@ -21,7 +21,7 @@ from .images import *
 from .core import LesionMask, mask_of, is_prob_file
 from .layouts import find_pairs, scan_dataset
 from .splits import read_split
-import json, math, re, shlex, sys, warnings
+import json, math, os, re, shlex, sys, warnings
 from PIL import Image
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -288,7 +288,7 @@ def check_scores_csv(out_csv, # the per-image scores CSV to write: str or Path
                     ):
     "Raise a `SkinsegError` if writing `out_csv` would destroy a file: the split read, or any file but an earlier scores CSV."
     out = Path(out_csv)
-    if out.is_dir(): raise file_error(out, f"is a folder, where the scores CSV goes: choose another {option}")
+    if out.is_dir() or str(out_csv).endswith(('/', os.sep)): raise file_error(out_csv, f"is a folder, where the scores CSV goes: choose another {option}, e.g. {out/'scores.csv'}")
     if not out.is_file(): return
     if split is not None and Path(split).is_file() and out.samefile(split):
         raise file_error(out, f"{option} names the --split file that is read; the scores would replace it: choose another {option}")
