@@ -27,9 +27,9 @@ if __name__ == '__main__':
                       limit=a.limit, bf16=a.bf16 == 'on', threads=a.threads, progress=False)
         h = json.loads((tmp/arch/'config.json').read_text())['training']['history']
         ips = sum(r['img_per_s'] for r in h) / len(h)
-        rows[arch] = dict(s_per_step=round(a.bs / ips, 3), img_per_s=round(ips, 1), **{k: round(h[-1][k], 4) for k in ('dice', 'iou', 'isic', 'global_iou')})
+        rows[arch] = dict(s_per_step=round(a.bs / ips, 3), img_per_s=round(ips, 1), **{k: round(h[-1][k], 4) for k in ('dice', 'iou', 'threshold_jaccard', 'global_iou')})
     print(f"HAM10000 subset of {a.limit} images, {a.size[0]}x{a.size[1]}, bs {a.bs}, {a.epochs} epochs, bf16 {a.bf16}, threads {a.threads}, from scratch")
-    print(f"{'arch':<8} {'s/step':>7} {'img/s':>6} {'dice':>6} {'iou':>6} {'isic':>6} {'global_iou':>10}")
+    print(f"{'arch':<8} {'s/step':>7} {'img/s':>6} {'dice':>6} {'iou':>6} {'threshold_jaccard':>17} {'global_iou':>10}")
     for arch, r in rows.items():
-        print(f"{arch:<8} {r['s_per_step']:7.3f} {r['img_per_s']:6.1f} {r['dice']:6.3f} {r['iou']:6.3f} {r['isic']:6.3f} {r['global_iou']:10.3f}")
+        print(f"{arch:<8} {r['s_per_step']:7.3f} {r['img_per_s']:6.1f} {r['dice']:6.3f} {r['iou']:6.3f} {r['threshold_jaccard']:17.3f} {r['global_iou']:10.3f}")
     print(json.dumps(rows))

@@ -148,13 +148,13 @@ def score(model_dir, df, thresholds=THRESHOLDS, bs=32, tta=False, colour='none',
         p = torch.from_numpy(np.mean([lm.prob for lm in lms], 0))[None] > thr
         if postprocess: p = torch.from_numpy(np.stack([keep_largest_lesion(m) for m in p.numpy()]))
         rows.append(dict(mask_scores(p, g.expand_as(p)), px=torch.full((len(thresholds),), g.numel())))
-    return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'isic', 'area_ratio', 'pred_px', 'gt_px', 'px')}
+    return {k: np.stack([r[k].numpy() for r in rows]) for k in ('dice', 'iou', 'threshold_jaccard', 'area_ratio', 'pred_px', 'gt_px', 'px')}
 
 def summarize(s, j) -> dict:
-    "Per-image Dice, IoU, ISIC threshold-Jaccard and median predicted/true area at threshold column `j`."
+    "Per-image Dice, IoU, threshold Jaccard and median predicted/true area at threshold column `j`."
     c = {k: v[:, j] for k, v in s.items()}
     return dict(n=len(c['dice']), dice=round(float(c['dice'].mean()), 4), iou=round(float(c['iou'].mean()), 4),
-                isic=round(float(c['isic'].mean()), 4), area_ratio_median=round(float(np.median(c['area_ratio'])), 3),
+                threshold_jaccard=round(float(c['threshold_jaccard'].mean()), 4), area_ratio_median=round(float(np.median(c['area_ratio'])), 3),
                 too_large_share=round(float((c['pred_px'] > c['gt_px']).mean()), 3),
                 pred_area_mean=round(float(c['pred_px'].mean()), 1), true_area_mean=round(float(c['gt_px'].mean()), 1))
 
@@ -209,15 +209,15 @@ def table(path=OUT_JSON) -> str:
     for r in recs:
         for label, key in (('0.5', 'at_05'), (f"{r['chosen_threshold']:.2f}", 'at_chosen')):
             h, t = r[key]['ham_val'], r[key]['isic_test']
-            rows.append(f"| {r['variant']} | {r['seed']} | {label} | {h['dice']:.4f} / {h['iou']:.4f} / {h['isic']:.4f} | "
-                        f"{t['dice']:.4f} / {t['iou']:.4f} / {t['isic']:.4f} / {t['area_ratio_median']:.3f} | {(r['train_s'] or 0)/60:.1f} |")
+            rows.append(f"| {r['variant']} | {r['seed']} | {label} | {h['dice']:.4f} / {h['iou']:.4f} / {h['threshold_jaccard']:.4f} | "
+                        f"{t['dice']:.4f} / {t['iou']:.4f} / {t['threshold_jaccard']:.4f} / {t['area_ratio_median']:.3f} | {(r['train_s'] or 0)/60:.1f} |")
     rows += ['', '| variant | thr | n seeds | HAM IoU mean (range) | ISIC Dice mean (range) | ISIC thr-Jacc mean (range) |', '|---|---|---|---|---|---|']
     for v in dict.fromkeys(r['variant'] for r in recs):
         rs = [r for r in recs if r['variant'] == v]
         for label, key in (('0.5', 'at_05'), ('chosen', 'at_chosen')):
             f = lambda d, m: [r[key][d][m] for r in rs]
             fmt = lambda xs: f"{np.mean(xs):.4f} ({min(xs):.4f}-{max(xs):.4f}, spread {max(xs)-min(xs):.4f})"
-            rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'isic'))} |")
+            rows.append(f"| {v} | {label} | {len(rs)} | {fmt(f('ham_val', 'iou'))} | {fmt(f('isic_test', 'dice'))} | {fmt(f('isic_test', 'threshold_jaccard'))} |")
     return '\n'.join(rows)
 
 RESCORE_OWN = ('rescore', 'ensemble', 'tta', 'postprocess', 'adapt_bn', 'name', 'threads', 'limit')  # options of a --rescore call itself; the rest come from the model

@@ -136,7 +136,7 @@ class TrainTracker(Callback):
         score = row.get(self.monitor)
         if score is not None and score > self.best:
             self.best = score
-            self.config['scores'] = {k: row[k] for k in ('dice', 'iou', 'isic', 'global_iou') if k in row}
+            self.config['scores'] = {k: row[k] for k in ('dice', 'iou', 'threshold_jaccard', 'global_iou') if k in row}
             self.config['training'].update(best_epoch=self.epoch + 1, history=self.history)
             save_model(_unwrap(self.model), self.out, self.config)
         save_checkpoint(self.learn, self.out/CHECKPOINT_NAME, epoch=self.epoch + 1, n_epoch=self.n_epoch,

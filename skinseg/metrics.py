@@ -1,7 +1,7 @@
 """Dice, Jaccard (IoU) and the ISIC threshold Jaccard, per image and pooled; fastai metrics; and `skinseg evaluate`.
 
 How skinseg scores a mask against the ground truth, answered in one place. `mask_scores` gives per-image Dice,
-IoU (Jaccard) and the threshold Jaccard (IoU counted as 0 below 0.65, the ISIC 2018 challenge's score; key `isic`) for a batch of mask pairs;
+IoU (Jaccard) and the threshold Jaccard (IoU counted as 0 below 0.65, the ISIC 2018 challenge's score; key `threshold_jaccard`) for a batch of mask pairs;
 `per_image_scores` does it for lists of files, arrays or `LesionMask`s; `summarize_scores` averages them and pools
 the pixels for the global IoU. `seg_metrics` are the same scores as fastai metrics for training, and
 `evaluate_dirs` / `skinseg evaluate` score a folder of predicted masks, pairing them with the ground truth by image
@@ -60,21 +60,21 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
     empty = union == 0
     iou = torch.where(empty, 1., inter / union.clamp(min=1))
     dice = torch.where(empty, 1., 2 * inter / total.clamp(min=1))
-    isic = torch.where(iou >= ISIC_THRESHOLD, iou, 0.)
+    thr_jaccard = torch.where(iou >= ISIC_THRESHOLD, iou, 0.)
     pred_px, gt_px = p.sum(1).double(), t.sum(1).double()
     ratio = torch.where(gt_px > 0, pred_px / gt_px.clamp(min=1), torch.where(pred_px > 0, math.inf, 1.))
-    return dict(inter=inter, union=union, pred_px=pred_px, gt_px=gt_px, dice=dice, iou=iou, isic=isic, area_ratio=ratio)
+    return dict(inter=inter, union=union, pred_px=pred_px, gt_px=gt_px, dice=dice, iou=iou, threshold_jaccard=thr_jaccard, area_ratio=ratio)
 
 # %% ../nbs/api/10_metrics.ipynb #f5d55ccb
-def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` gives: 'dice', 'iou', 'isic', 'inter', 'union' (and 'area_ratio')
+def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` gives: 'dice', 'iou', 'threshold_jaccard', 'inter', 'union' (and 'area_ratio')
                     ) -> dict:
     "Per-image means of Dice, IoU and threshold Jaccard, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite); `SkinsegError` if `scores` lacks a key."
-    missing = [k for k in ('dice', 'iou', 'isic', 'inter', 'union') if k not in scores]
+    missing = [k for k in ('dice', 'iou', 'threshold_jaccard', 'inter', 'union') if k not in scores]
     if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives")
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
-    r = dict(n=n, dice=mean('dice'), iou=mean('iou'), isic=mean('isic'), global_iou=inter / union if union else 1.)
+    r = dict(n=n, dice=mean('dice'), iou=mean('iou'), threshold_jaccard=mean('threshold_jaccard'), global_iou=inter / union if union else 1.)
     if 'area_ratio' in scores:
         med = float(np.median(torch.as_tensor(scores['area_ratio']).double().numpy())) if n else math.nan
         r['median_area_ratio'] = med if math.isfinite(med) else None  # infinite (most truths empty): no number
@@ -96,8 +96,8 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
         p, g = mask_of(p, f'prediction {i}'), mask_of(g, f'ground truth {i}')
         if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
         s = mask_scores(p, g)
-        rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'isic', 'area_ratio')}))
-    return pd.DataFrame(rows, columns=['image_id', 'dice', 'iou', 'isic', 'area_ratio'])
+        rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'threshold_jaccard', 'area_ratio')}))
+    return pd.DataFrame(rows, columns=['image_id', 'dice', 'iou', 'threshold_jaccard', 'area_ratio'])
 
 # %% ../nbs/api/10_metrics.ipynb #f801b13a
 from fastai.metrics import Metric
@@ -119,9 +119,9 @@ def _pred_targ(learn):
 
 # %% ../nbs/api/10_metrics.ipynb #00fba959
 class PerImageMetric(Metric):
-    "Mean over validation images of a per-image score ('dice', 'iou' or 'isic'), accumulated across batches."
+    "Mean over validation images of a per-image score ('dice', 'iou' or 'threshold_jaccard'), accumulated across batches."
     def __init__(self,
-                 score:str='iou', # which per-image score of `mask_scores` to average: 'dice', 'iou' or 'isic'
+                 score:str='iou', # which per-image score of `mask_scores` to average: 'dice', 'iou' or 'threshold_jaccard'
                 ): self.score = score
     def reset(self): self.vals, self.n = [], None
     def accumulate(self, learn):
@@ -148,7 +148,7 @@ class GlobalIoU(Metric):
 
 def seg_metrics() -> list:
     "The validation metrics skinseg trains with: per-image Dice, IoU, threshold Jaccard, and global IoU."
-    return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('isic'), GlobalIoU()]
+    return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('threshold_jaccard'), GlobalIoU()]
 
 # %% ../nbs/api/10_metrics.ipynb #59e9bd14
 def _gt_masks(gt_dir:Path) -> tuple:
@@ -273,7 +273,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
     if inverted: warnings.warn(f"{inverted[0]}: mask {INVERTED} ({len(inverted)} of the {2 * len(gts)} masks scored look so): its scores mean little")
-    cols = ['image_id', 'dice', 'iou', 'isic', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
+    cols = ['image_id', 'dice', 'iou', 'threshold_jaccard', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))

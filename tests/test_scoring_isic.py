@@ -67,8 +67,8 @@ def test_same_scores_as_the_isic_scorer(isic_folders):
     assert summary['n'] == len(ref) == 12
     np.testing.assert_allclose(df.dice, ref.dice, rtol=0, atol=1e-12)
     np.testing.assert_allclose(df.iou, ref.jaccard, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(df.isic, ref.threshold_jaccard, rtol=0, atol=1e-12)
-    for ours, theirs in [('dice', 'dice'), ('iou', 'jaccard'), ('isic', 'threshold_jaccard')]:
+    np.testing.assert_allclose(df.threshold_jaccard, ref.threshold_jaccard, rtol=0, atol=1e-12)
+    for ours, theirs in [('dice', 'dice'), ('iou', 'jaccard'), ('threshold_jaccard', 'threshold_jaccard')]:
         assert summary[ours] == pytest.approx(ref[theirs].mean(), abs=1e-12)
 
 @pytest.mark.parametrize('naming', NAMINGS)
@@ -81,7 +81,7 @@ def test_cli_pairs_every_prediction_name(tmp_path, naming):
     r = subprocess.run([SKINSEG, 'evaluate', str(gt), str(pred), '--csv', str(tmp_path/'s.csv')], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out['n'] == 3 and out['dice'] == 1 and out['isic'] == 1
+    assert out['n'] == 3 and out['dice'] == 1 and out['threshold_jaccard'] == 1
 
 def test_same_scores_as_the_installed_scorer(isic_folders):
     "When isic-challenge-scoring is installed, its macro averages equal skinseg's."
@@ -90,4 +90,4 @@ def test_same_scores_as_the_installed_scorer(isic_folders):
     summary, _ = evaluate_dirs(*isic_folders)
     assert summary['dice'] == pytest.approx(theirs['dice'], abs=1e-12)
     assert summary['iou'] == pytest.approx(theirs['jaccard'], abs=1e-12)
-    assert summary['isic'] == pytest.approx(theirs['threshold_jaccard'], abs=1e-12)
+    assert summary['threshold_jaccard'] == pytest.approx(theirs['threshold_jaccard'], abs=1e-12)

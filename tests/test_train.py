@@ -23,7 +23,7 @@ def test_train_writes_model_config_log_checkpoint_split(data, tmp_path):
     for f in ('model.safetensors', 'config.json', 'log.csv', 'checkpoint.safetensors', 'split.csv'): assert (out/f).is_file(), f
     model, cfg = load_model(out)
     assert cfg['input_size'] == [32, 32] and cfg['encoder'] == 'resnet18' and cfg['training']['epochs'] == 1
-    assert set(cfg['scores']) == {'dice', 'iou', 'isic', 'global_iou'} and 0 <= cfg['scores']['iou'] <= 1
+    assert set(cfg['scores']) == {'dice', 'iou', 'threshold_jaccard', 'global_iou'} and 0 <= cfg['scores']['iou'] <= 1
     split = pd.read_csv(out/'split.csv')
     assert split.is_valid.sum() == cfg['training']['n_valid'] and len(split) == 24
     assert not set(split.lesion_id[split.is_valid]) & set(split.lesion_id[~split.is_valid])
