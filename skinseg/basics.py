@@ -5,6 +5,7 @@ starts with the file and says what is wrong, so a command prints one line instea
 `atomic_write` (and `save_png`, built on it) writes through a temporary file, so an interrupted run never leaves
 half a model or half a mask; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
 command may replace from a user's own, and `first_line` tells a CSV that skinseg wrote by its header.
+`print_json` prints a command's summary with its paths as they are spelled.
 `ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
 `check_count`, `check_flag`, `check_seed`, `check_list`, `check_same_length`, `check_device`, `bf16_supported` and `processor_name` answer the questions about options and hardware that several
 modules ask.
@@ -16,8 +17,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
            'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
-           'not_written_by_skinseg', 'first_line', 'interrupts_held', 'find_data_dir', 'check_device', 'bf16_supported',
-           'processor_name']
+           'not_written_by_skinseg', 'first_line', 'print_json', 'interrupts_held', 'find_data_dir', 'check_device',
+           'bf16_supported', 'processor_name']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -43,7 +44,7 @@ def ensure_torchvision():
 ensure_torchvision();
 
 # %% ../nbs/api/00_basics.ipynb #20710f03
-import os, platform, signal, threading, warnings
+import os, json, platform, signal, threading, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -169,6 +170,15 @@ def first_line(path, # any file: str or Path
     try:
         with open(path, 'rb') as f: return f.readline(200).rstrip(b'\r\n')
     except OSError: return None
+
+# %% ../nbs/api/00_basics.ipynb #pj000002
+def print_json(obj, # a value `json.dumps` takes: a command's summary
+              ) -> None:
+    "Print `obj` as JSON indented by 2, its non-ASCII characters as they are unless stdout cannot encode them."
+    text, out = json.dumps(obj, indent=2, ensure_ascii=False), sys.stdout
+    try: text.encode(getattr(out, 'encoding', None) or 'utf-8', getattr(out, 'errors', None) or 'strict')
+    except (UnicodeEncodeError, LookupError): text = json.dumps(obj, indent=2)
+    print(text)
 
 # %% ../nbs/api/00_basics.ipynb #ih000002
 @contextmanager

@@ -328,6 +328,8 @@ def true_or_false(v:str, # the option's value on the command line
     try: return str2bool(v)
     except (TypeError, ValueError): raise ArgumentTypeError(f"must be true or false, got {v!r}") from None
 
+_TRUE_FALSE = Annotated[true_or_false, dict(metavar='(true|false)')]  # --help shows the values, not the converter's name
+
 # %% ../nbs/api/03_core.ipynb #069ee513
 def mask_filename(image_path, # the image's path (str or Path); its stem is the image id
                  ) -> str:
@@ -361,21 +363,36 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
     if n := len(find_images(images, recursive)):
         return SkinsegError(f"no images to predict in {where}: {n} image{'s' if n > 1 else ''} found there {'are' if n > 1 else 'is'} "
                             f"inside the --out folder {out}, whose files are never inputs; choose another --out")
+    odd = [f for p in map(Path, images) if p.is_dir() for f in _by_extension(p, recursive, Path(out).resolve())]
     return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
-                        f"{'' if recursive else '; add --recursive for sub-folders'})")
+                        + (f"; {len(odd)} file{'s' if len(odd) > 1 else ''} of {'other extensions' if len(odd) > 1 else 'another extension'} left out, e.g. {odd[0]}" if odd else '')
+                        + f"{'' if recursive else '; add --recursive for sub-folders'})")
 
 def _swapped(model_dir, images:list) -> SkinsegError|None:
-    "The error for `skinseg predict`'s arguments in the wrong order: a model folder among `images`, or images (and no model) in `model_dir`; else None."
+    "The error for `skinseg predict`'s model argument wrong: a model folder among `images`, the folder above one model as `model_dir`, or images (and no model) in `model_dir`; else None."
     is_model = lambda p: Path(p).is_dir() and any((Path(p)/n).is_file() for n in (CONFIG_NAME, WEIGHTS_NAME))
+    command = lambda order: f"skinseg predict {' '.join(shlex.quote(str(o)) for o in order)}"
     if (m := next((p for p in images if is_model(p)), None)) is not None:
         why, order = f"{m} is a skinseg model folder, not images: the arguments look swapped", [m, model_dir, *(p for p in images if p != m)]
+    elif Path(model_dir).is_dir() and not is_model(model_dir) and len(subs := model_subfolders(model_dir)) == 1:
+        return file_error(model_dir, f"not a skinseg model folder, but {subs[0]} is one: {command([subs[0], *images])}")
     elif Path(model_dir).is_dir() and not is_model(model_dir) and find_images([model_dir]):
         why, order = f"{model_dir} holds images, not a model: the arguments look swapped, or the model is missing", ['MODEL', model_dir, *images]
     else: return None
-    return SkinsegError(f"{why}; the model comes first, then the images: skinseg predict {' '.join(shlex.quote(str(o)) for o in order)}")
+    return SkinsegError(f"{why}; the model comes first, then the images: {command(order)}")
+
+_OUTPUTS = {CONFIG_NAME, WEIGHTS_NAME, *FORMATS.values(), 'checkpoint.safetensors', 'log.csv', 'split.csv', 'scores.csv', 'summary.json'}  # train's, export's and the demo's: expected beside their images
+
+def _by_extension(folder:Path, recursive:bool, out_dir:Path) -> list:
+    "The files in `folder` left out only by their extension (not hidden, not skinseg's, not in `--out`), those PIL reads first."
+    found = [f for f in (folder.rglob('*') if recursive else folder.iterdir()) if f.is_file() and f.suffix.lower() not in IMAGE_EXTS]
+    left = [f for f in found if f.name not in _OUTPUTS and not any(s.startswith('.') for s in f.relative_to(folder).parts)
+            and out_dir not in f.resolve().parents]
+    readable = Image.registered_extensions()
+    return sorted(left, key=lambda f: (f.suffix.lower() not in readable, str(f)))
 
 def _left_out(images:list, recursive:bool, out, files:list) -> list:
-    "One line per kind of file that may surprise: in the named folders, not predicted (named as a mask, or inside `--out`); named itself, predicted though named as a mask or ISIC derived file."
+    "One line per kind of file that may surprise: in the named folders, not predicted (named as a mask, of another extension, or inside `--out`); named itself, predicted though named as a mask or ISIC derived file."
     found, out_dir = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()], Path(out).resolve()
     masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and out_dir not in f.resolve().parents)  # not earlier outputs
     inside = len(find_images(images, recursive)) - len(files)
@@ -384,6 +401,11 @@ def _left_out(images:list, recursive:bool, out, files:list) -> list:
     named = [p for p in map(Path, images) if p.suffix.lower() in IMAGE_EXTS and not p.is_dir() and not is_image_file(p)]  # a shell glob `dir/*` names them too
     notes += [f"{len(named)} file{'s' if len(named) > 1 else ''} named as masks or ISIC derived files (superpixels, attributes) "
               f"predicted as images because named, e.g. {named[0]}; leave them out if they are not photographs"] if named else []
+    for folder in [Path(p) for p in images if Path(p).is_dir()]:
+        if odd := _by_extension(folder, recursive, out_dir):
+            names = ', '.join(str(f.relative_to(folder)) for f in odd[:3]) + (', ...' if len(odd) > 3 else '')
+            notes.append(f"{folder}: {len(odd)} file{'s' if len(odd) > 1 else ''} left out by {'their' if len(odd) > 1 else 'its'} extension ({names}): "
+                         f"skinseg predicts {' '.join(IMAGE_EXTS)} files")
     return notes + ([f"{inside} image{'s' if inside > 1 else ''} inside the --out folder {out} left out: its files are never inputs"] if inside else [])
 
 def _check_replaceable(out:Path, targets:list):
@@ -398,12 +420,12 @@ def _check_replaceable(out:Path, targets:list):
 # %% ../nbs/api/03_core.ipynb #e430c73c
 @call_parse
 def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`) or an exported .onnx/.pt file
-                    images:Annotated[str, "image files and/or folders (a folder's .jpg .jpeg .png .bmp .tif .tiff files)", dict(nargs='+')],
+                    images:Annotated[str, f"image files and/or folders (a folder's {' '.join(IMAGE_EXTS)} files)", dict(nargs='+')],
                     out:str='predictions', # folder to write <image_id>_segmentation.png into
                     bs:int=16, # images per forward pass
-                    tta:true_or_false=None, # average over flips: true or false (default: the model's choice)
-                    postprocess:true_or_false=None, # keep the largest lesion and fill its holes: true or false (default: the model's choice)
-                    fov:true_or_false=None, # mark nothing outside a dermoscope's black frame: true or false (default: the model's choice, true)
+                    tta:_TRUE_FALSE=None, # average over flips: true or false (default: the model's choice)
+                    postprocess:_TRUE_FALSE=None, # keep the largest lesion and fill its holes: true or false (default: the model's choice)
+                    fov:_TRUE_FALSE=None, # mark nothing outside a dermoscope's black frame: true or false (default: the model's choice, true)
                     probs:bool=False, # also write <image_id>_prob.png, the lesion probability scaled to 0-255
                     recursive:bool=False, # also take images from the folders' sub-folders
                     device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)

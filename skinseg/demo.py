@@ -21,7 +21,7 @@ from typing import Annotated
 import numpy as np
 from PIL import Image
 from fastcore.script import call_parse
-from .basics import SkinsegError, file_error, atomic_write, save_png, written_by_skinseg, not_written_by_skinseg, check_count, find_data_dir
+from .basics import SkinsegError, file_error, atomic_write, save_png, written_by_skinseg, not_written_by_skinseg, check_count, find_data_dir, print_json
 from .images import lesion_mask
 from .synthetic import synthetic_dataset
 from .core import iter_predict, mask_filename
@@ -118,4 +118,4 @@ def skinseg_demo(out:str='demo_out', # folder for the model, masks, scores and p
                 ):
     "Train briefly (on HAM10000 if found, else on generated images), predict held-out lesions at full size, score them and draw the errors; errors: one line on stderr, exit status 2."
     summary = run_demo(out, data, n_images, epochs, tuple(size), pretrained, quiet, overwrite)
-    print(json.dumps(summary, indent=2))
+    print_json(summary)

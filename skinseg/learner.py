@@ -124,6 +124,7 @@ def model_for_training(arch='smp', # 'smp' (segmentation-models-pytorch Unet) or
                        encoder='resnet34', # ResNet encoder name
                       ) -> tuple:
     "`(model, how the encoder was initialised)`, falling back to random init with one warning when the download fails; `SkinsegError` for an unknown arch or encoder, a bad size, or a `weights` file it cannot read or fit."
+    check_arch(arch, encoder)  # a name no backbone has is no download that failed
     build = partial(build_model, arch, encoder, size=size)
     if weights is not None: return build(weights=weights), f'ImageNet weights from {weights}'
     if not pretrained: return build(), 'random (no pretraining requested)'

@@ -14,10 +14,11 @@ Docs: https://skinseg.github.io/skinseg/api/model.html.md"""
 
 # %% auto #0
 __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'WEIGHTS_NAME', 'CONFIG_NAME', 'FORMATS',
-           'FORMAT_VERSION', 'MEASUREMENTS', 'TRACE_LOCK', 'load_encoder_weights', 'is_input_size', 'build_model',
-           'default_config', 'save_model', 'is_threshold', 'parse_model_config', 'read_model_config', 'load_model',
-           'retire_measurement', 'import_onnxruntime', 'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported',
-           'exported_config', 'default_model_dir', 'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
+           'FORMAT_VERSION', 'MEASUREMENTS', 'TRACE_LOCK', 'load_encoder_weights', 'check_arch', 'is_input_size',
+           'build_model', 'default_config', 'save_model', 'is_threshold', 'is_model_dir', 'model_subfolders',
+           'parse_model_config', 'read_model_config', 'load_model', 'retire_measurement', 'import_onnxruntime',
+           'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir',
+           'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
@@ -76,8 +77,11 @@ def _fastai_unet(encoder, n_classes, pretrained, size, weights=None):
     return DynamicUnet(body, n_classes, tuple(size))
 
 # %% ../nbs/api/02_model.ipynb #ec164524
-def _check_encoder(arch, encoder):
-    "A `SkinsegError` unless `encoder` is a backbone that `arch` can build."
+def check_arch(arch:str, # 'smp' or 'fastai' (`ARCHS`)
+               encoder:str, # the U-Net's backbone, e.g. 'resnet34'
+              ):
+    "A `SkinsegError` unless `arch` is one of `ARCHS` and `encoder` a backbone it can build."
+    if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
     if arch == 'smp':
         import segmentation_models_pytorch as smp
         known = smp.encoders.get_encoder_names()
@@ -98,10 +102,9 @@ def build_model(arch:str='smp', # 'smp' (segmentation-models-pytorch Unet) or 'f
                 size:tuple=(256, 256), # input size (height, width) in pixels, each side a multiple of 32 (at least 32); fastai's DynamicUnet is built for it
                ) -> torch.nn.Module:
     "A ResNet-encoder U-Net, optionally ImageNet-initialised: takes `(N, 3, H, W)` (H and W multiples of 32), gives logits `(N, n_classes, H, W)`; `SkinsegError` for an unknown arch or encoder, a bad size, or unusable weights."
-    if arch not in ARCHS: raise SkinsegError(f"unknown architecture {arch!r}: choose one of {ARCHS}")
+    check_arch(arch, encoder)
     if not is_input_size(hw := as_hw(size)):
         raise SkinsegError(f"size {hw}: each side must be a multiple of 32, at least 32 (the U-Net halves it 5 times), e.g. (96, 128)")
-    _check_encoder(arch, encoder)
     try:
         if arch == 'fastai': return _fastai_unet(encoder, n_classes, pretrained and weights is None, size, weights)
         model = _smp_unet(encoder, n_classes, pretrained and weights is None)
@@ -180,6 +183,19 @@ def _check_inference_fields(cfg:dict, bad) -> dict:
         if not isinstance(cfg.get(k), bool): bad(k, 'true or false')
     return cfg
 
+# %% ../nbs/api/02_model.ipynb #mf000002
+def is_model_dir(path, # any path: str or Path
+                ) -> bool:
+    "Whether `path` is a folder holding the `config.json` of a skinseg model (its `format` is `MODEL_FORMAT`)."
+    try: return json.loads((Path(path)/CONFIG_NAME).read_bytes()).get('format') == MODEL_FORMAT
+    except (OSError, ValueError, AttributeError, RecursionError): return False  # none, unreadable, or not a skinseg config
+
+def model_subfolders(path, # a folder: str or Path
+                    ) -> list:
+    "The sub-folders of `path` (one level down, sorted) that are skinseg model folders (`is_model_dir`)."
+    try: return sorted(d for d in Path(path).iterdir() if d.is_dir() and is_model_dir(d))
+    except OSError: return []  # not a folder, or not readable
+
 # %% ../nbs/api/02_model.ipynb #82e52670
 def parse_model_config(text:str|bytes, # the JSON text of a model config
                        source, # the file it came from, named in errors
@@ -202,7 +218,10 @@ def read_model_config(model_dir, # skinseg model folder (or its `model.safetenso
         raise file_error(model_dir, "an exported model file: this needs the model folder it was exported from (model.safetensors and config.json)")
     if not model_dir.is_dir(): raise file_error(model_dir, "no model folder here (train one with `skinseg train`)")
     cfg_path = model_dir/CONFIG_NAME
-    if not cfg_path.is_file(): raise file_error(model_dir, f"not a skinseg model: {CONFIG_NAME} is missing")
+    if not cfg_path.is_file():
+        subs = model_subfolders(model_dir)  # the folder above a model, e.g. the demo's `demo_out` for `demo_out/model`
+        raise file_error(model_dir, f"not a skinseg model folder, but {subs[0]} is one: give that folder" if len(subs) == 1
+                                    else f"not a skinseg model: {CONFIG_NAME} is missing")
     return parse_model_config(cfg_path.read_bytes(), cfg_path)
 
 # %% ../nbs/api/02_model.ipynb #9155e917

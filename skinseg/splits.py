@@ -198,9 +198,9 @@ def _masked(data_dir, df, masked_only:bool) -> pd.DataFrame:
     "The rows of `df` with a mask, saying on stderr how many were left out; without `masked_only`, all or an error."
     missing = df['mask'].isna()
     if not missing.any(): return df
+    if missing.all(): raise file_error(data_dir, f"none of its {len(df)} images has a mask: there are no masks to train on (skinseg check lists what it found)")
     if not masked_only: raise file_error(df.image[missing].iloc[0], f"no mask for this image ({missing.sum()} images without masks; "
                                          f"run skinseg check, or train on the {(~missing).sum()} with masks with --masked-only)")
-    if missing.all(): raise file_error(data_dir, f"none of its {len(df)} images has a mask")
     print(f"{data_dir}: training on the {(~missing).sum()} images with masks; left out {missing.sum()} without (--masked-only)", file=sys.stderr)
     return df[~missing].reset_index(drop=True)
 

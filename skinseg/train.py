@@ -123,6 +123,8 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
                         repeat:list|None=None, # times each folder's training images appear per epoch (see `check_repeat`), or None
                         n_folders:int=1, # dataset folders trained on together (checked against `repeat`)
                         loss:str='ce_dice', # the loss: a name in `LOSSES`
+                        arch:str='smp', # the U-Net: a name in `ARCHS`
+                        encoder:str='resnet34', # its backbone (`check_arch`)
                        ) -> tuple:
     "The `(height, width)` size, after checking every option before any work; `SkinsegError` naming the option for an impossible value."
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out must be a folder, but a file has this name")
@@ -140,6 +142,7 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
     if schedule not in SCHEDULES: raise SkinsegError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
     if augment not in AUGMENTATIONS: raise SkinsegError(f"unknown augmentation {augment!r}: choose one of {AUGMENTATIONS}")
     make_loss(loss)
+    check_arch(arch, encoder)
     if repeat is not None: check_repeat(repeat, n_folders)
     return size * 2 if len(size) == 1 else size
 
@@ -326,7 +329,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
         epochs = preset_epochs(preset, epochs)
     several = isinstance(data_dir, (list, tuple))
     size = check_train_options(out, epochs, bs, size, schedule, lr, valid_pct, split_csv, fold, limit, seed, threads, num_workers, augment,
-                               repeat, len(data_dir) if several else 1, loss)
+                               repeat, len(data_dir) if several else 1, loss, arch, encoder)
     if threads: torch.set_num_threads(threads)
     set_seed(seed)
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)

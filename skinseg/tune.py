@@ -237,6 +237,9 @@ def skinseg_calibrate(model_dir:str, # skinseg model folder (from `skinseg train
                      ) -> int:
     "Choose the model's decision threshold on labelled images it did not train on; store it in its config.json; errors: one line on stderr, exit status 2."
     check_count(limit, '--limit'); check_count(bs, '--bs')
+    if Path(model_dir).is_dir() and not is_model_dir(model_dir) and is_model_dir(data_dir) and find_images([model_dir], recursive=True):
+        raise SkinsegError(f"{data_dir} is a skinseg model folder, and {model_dir} holds images: the arguments look swapped; the model comes first, "
+                           f"then the labelled images: skinseg calibrate {shlex.quote(str(data_dir))} {shlex.quote(str(model_dir))}")
     cfg = read_model_config(model_dir)
     pairs = find_pairs(data_dir)
     pairs = pairs[pairs['mask'].notna()]

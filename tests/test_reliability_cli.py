@@ -1,13 +1,13 @@
 """Reliability of the `skinseg` verbs, run as a user runs them: bad input gives one clear line naming the file,
 good work is never lost, and no traceback reaches the user."""
-import os, shutil, signal, subprocess, sys, textwrap
+import contextlib, io, os, shlex, shutil, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest, torch
 from PIL import Image, ImageDraw
 
-from skinseg.core import read_mask, WEIGHTS_NAME, CONFIG_NAME
+from skinseg.core import read_mask, WEIGHTS_NAME, CONFIG_NAME, IMAGE_EXTS
 from conftest import run_skinseg, run_inprocess, write_bad_images, make_dataset, SKINSEG
 from test_reliability_models import malicious_files
 
@@ -67,10 +67,25 @@ def test_predict_folder_with_bad_files(tiny_model_dir, mixed_folder, tmp_path):
         line = next((l for l in r.stderr.splitlines() if name in l), None)
         assert line is not None, f"{name} not reported:\n{r.stderr}"
         assert problem in line, line
-    assert 'notes.txt' not in r.stdout + r.stderr
+    assert [l for l in (r.stdout + r.stderr).splitlines() if 'notes.txt' in l] == [
+        f"skinseg predict: warning: {folder}: 1 file left out by its extension (notes.txt): skinseg predicts {' '.join(IMAGE_EXTS)} files"]
     same_pixels = [read_mask(out/f'{n}_segmentation.png') for n in ('lésion 2', 'rgba', 'scan')]
     assert all(np.array_equal(same_pixels[0], m) for m in same_pixels[1:]), "the same RGB pixels gave different masks"
     assert not any(p.name.startswith('.') for p in out.iterdir()), "a temporary file was left behind"
+
+def test_predict_says_files_left_out_by_extension(tiny_model_dir, tmp_path):
+    "Images PIL reads but skinseg does not take (.webp, .jfif), and other files, are said in one line; masks, hidden files and skinseg's own are not."
+    folder = tmp_path/'scans'; folder.mkdir()
+    for name in ('a.jpg', 'b.webp', 'c.jfif'): lesion_image().save(folder/name, format='JPEG' if name.endswith('.jfif') else None)
+    Image.fromarray(np.zeros((60, 80), np.uint8)).save(folder/'a_segmentation.png')
+    for name in ('notes.txt', '.DS_Store', 'summary.json'): (folder/name).write_text('{}')
+    r = run_inprocess('predict', tiny_model_dir, folder, '--out', tmp_path/'out')
+    assert r.returncode == 0, r.stderr
+    left = [n for n in ('b.webp', 'c.jfif', 'notes.txt') if Path(n).suffix not in IMAGE_EXTS]
+    lines = [l for l in r.stderr.splitlines() if 'left out by' in l]
+    assert len(lines) == 1 and lines[0].startswith(f"skinseg predict: warning: {folder}: {len(left)} file"), r.stderr
+    assert lines[0].endswith(f"extension ({', '.join(left)}): skinseg predicts {' '.join(IMAGE_EXTS)} files"), lines[0]
+    assert f"wrote {4 - len(left)} of {4 - len(left)} masks" in r.stdout, r.stdout
 
 def test_predict_named_files_missing_and_broken(tiny_model_dir, mixed_folder, tmp_path):
     "Files named on the command line: the good one is written, the missing and the empty one are reported."
@@ -124,6 +139,19 @@ def test_swapped_arguments_are_said(tiny_model_dir, tmp_path):
                    contains=f"the folders look swapped; the ground truth comes first, then the predicted masks: skinseg evaluate {data} {tmp_path/'p'}")
     one_error_line(run_inprocess('evaluate', data/'images', tmp_path/'p', '--csv', tmp_path/'s.csv'), 'evaluate',
                    contains="looks like a photograph, not a mask")
+    one_error_line(run_inprocess('calibrate', data, tiny_model_dir), 'calibrate',
+                   contains=f"{tiny_model_dir} is a skinseg model folder, and {data} holds images: the arguments look swapped; "
+                            f"the model comes first, then the labelled images: skinseg calibrate {shlex.quote(str(tiny_model_dir))} {data}")
+
+def test_folder_above_a_model_names_the_model(tiny_model_dir, tmp_path):
+    "The demo's `demo_out` given for its `demo_out/model`: the model folder inside is named, with the command to run."
+    above = tmp_path/'demo_out'; shutil.copytree(tiny_model_dir, above/'model'); lesion_image().save(above/'errors.png')
+    (tmp_path/'odd').mkdir(); lesion_image().save(tmp_path/'odd'/'good.jpg')
+    one_error_line(run_inprocess('predict', above, tmp_path/'odd'/'good.jpg', '--out', tmp_path/'p'), 'predict',
+                   contains=f"{above}: not a skinseg model folder, but {above/'model'} is one: skinseg predict {above/'model'} {tmp_path/'odd'/'good.jpg'}")
+    data = make_dataset(tmp_path/'data', n=3)
+    one_error_line(run_inprocess('calibrate', above, data), 'calibrate', contains=f"{above}: not a skinseg model folder, but {above/'model'} is one")
+    assert not (tmp_path/'p').exists()
 
 def test_predict_malicious_model_file(tiny_model_dir, tmp_path):
     "A pickle posing as model.safetensors is refused by name, and its payload never runs."
@@ -293,6 +321,29 @@ def test_train_bad_option_values(train_data, tmp_path, option):
     line = one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', *args, '--no-pretrained', '--bf16', 'off'), 'train')
     assert option[0].lstrip('-') in line or option[1] in line, line
     assert not (tmp_path/'run'/WEIGHTS_NAME).exists()
+
+def test_train_unknown_encoder_is_the_only_line(train_data, tmp_path):
+    "An encoder no U-Net has is refused before the data is read or weights are tried: no 'ImageNet weights unavailable' first."
+    r = run_inprocess('train', train_data, '--out', tmp_path/'run', '--encoder', 'resnet999', '--epochs', '1', '--bs', '2', '--size', '32', '32')
+    one_error_line(r, 'train', contains="unknown encoder 'resnet999'")
+    assert r.stderr.count('\n') == 1, r.stderr
+
+def test_train_without_any_mask(train_data, tmp_path):
+    "A dataset with no masks at all: said so, without offering --masked-only, which would train on none."
+    for m in (train_data/'masks').iterdir(): m.unlink()
+    for args in ([], ['--masked-only']):
+        line = one_error_line(run_inprocess('train', train_data, '--out', tmp_path/'run', *TRAIN_FAST, *args), 'train', train_data,
+                              contains='none of its 8 images has a mask')
+        assert '--masked-only' not in line, line
+
+def test_closed_stdout_pipe_ends_quietly(eval_dirs, tmp_path):
+    "`skinseg evaluate ... | head -3`: the reader closes the pipe early; no error line, status 141 (128 + SIGPIPE) as a shell reports for a Unix tool."
+    from skinseg.cli import main
+    gt, pred = eval_dirs
+    r, w = os.pipe(); os.close(r)
+    with open(w, 'w') as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
+        status = main(['evaluate', str(gt), str(pred), '--csv', str(tmp_path/'s.csv')])
+    assert status == 141 and 'error' not in err.getvalue(), (status, err.getvalue())
 
 def test_train_stops_when_it_diverges(train_data, tmp_path):
     "A learning rate far too high: the loss overflows; train stops with one line instead of saving a nan network as the model."
