@@ -236,7 +236,7 @@ def looks_inverted(lesion:np.ndarray, # boolean lesion mask `HxW`, or a stack `N
     return (border >= 0.98) & (1 - a.mean((-2, -1)) >= 0.02)
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
+IMAGE_EXTS = ('.jpg', '.jpeg', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp')
 _MASK_SUFFIX = re.compile(r'_(segmentation|mask|lesion)$', re.IGNORECASE)
 _DERIVED = re.compile(r'_(superpixels|attribute_\w+)$', re.IGNORECASE)
 

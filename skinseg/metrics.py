@@ -311,4 +311,4 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
     if (ids := df.attrs.get('without_ground_truth')) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} without ground truth left out (not scored): "
               + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)
-    print(json.dumps(summary | dict(per_image_csv=str(csv)), indent=2))
+    print_json(summary | dict(per_image_csv=str(csv)))

@@ -159,14 +159,16 @@ def threshold_scores(model, # model folder or `(model, config)` pair
         raise SkinsegError(f"thresholds must be a non-empty list of numbers between 0 and 1, got {thresholds!r}")
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
-    rows = []
+    rows, inverted = [], []
     for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):
         g = torch.from_numpy(np.ascontiguousarray(lesion_mask(m, _named(m, 'mask', k))))  # never the caller's own array
+        if looks_inverted(g.numpy()): inverted.append(_named(m, 'mask', k))
         check_mask_size(_named(m, 'mask', k), g.shape, _named(images[k], 'image', k), lm.mask.shape)
         pred = torch.from_numpy(lm.prob)[None] > thr
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])
         s = mask_scores(pred, g.expand_as(pred))
         rows += [dict(image=k, threshold=t, dice=d, iou=i) for t, d, i in zip(thresholds, s['dice'].tolist(), s['iou'].tolist())]
+    if inverted: warnings.warn(f"{inverted[0]}: mask {INVERTED} ({len(inverted)} of the {len(masks)} masks look so): a threshold chosen on them means little")
     return pd.DataFrame(rows)
 
 def _nearest(tried, t:float) -> float: return min(tried, key=lambda x: abs(x - t))  # the threshold tried closest to `t`
