@@ -244,6 +244,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
                   ids:list|None=None, # only these image ids (default: every image with a ground-truth mask)
                   split:str|Path|None=None, # or only the validation images of this split CSV (image_id, is_valid)
                   fold:int|None=None, # with a K-fold split CSV (`skinseg split --folds K`): fold `fold`'s images
+                  predicted_only:bool=False, # score only the images that have a prediction (the others are counted in `attrs['not_predicted']`)
                  ) -> tuple:
     "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`; `SkinsegError` naming the file or folder for a missing folder or prediction, two predictions of an image, a size mismatch, or the two folders swapped."
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
@@ -262,9 +263,10 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     preds = _pred_files(pred_dir, list(gts))
     if not preds and (e := _swapped_dirs(gt_dir, pred_dir) or _unpaired(pred_dir, list(gts))) is not None: raise e
     _check_not_ground_truth(preds, gts, pred_dir)
+    if predicted_only: gts, not_predicted = {i: p for i, p in gts.items() if i in preds}, [i for i in gts if i not in preds]
     if missing := [i for i in gts if i not in preds]:
         raise file_error(pred_dir/f'{missing[0]}_segmentation.png', f"prediction missing for {missing[0]}" + (f" and {len(missing) - 1} more of the {len(gts)} "
-                         "images with ground truth; to score only some, pass a split CSV of them (--split)" if len(missing) > 1 else ""))
+                         "images with ground truth" if len(missing) > 1 else "") + "; to score only the predicted ones, add --predicted-only")
     rows, inverted = [], []
     for image_id, gpath in gts.items():
         ppath = preds[image_id]
@@ -279,7 +281,8 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     df.attrs['without_ground_truth'] = without  # their ids, for the command's note
-    return summary | (dict(without_ground_truth=len(without)) if without else {}), df
+    df.attrs['not_predicted'] = not_predicted if predicted_only else []
+    return summary | (dict(without_ground_truth=len(without)) if without else {}) | (dict(not_predicted=len(not_predicted)) if predicted_only else {}), df
 
 # %% ../nbs/api/10_metrics.ipynb #chkcsv02
 def check_scores_csv(out_csv, # the per-image scores CSV to write: str or Path
@@ -304,10 +307,14 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      csv:str='scores.csv', # per-image scores are written here
                      split:str=None, # a split CSV (image_id, is_valid): score only its validation images
                      fold:int=None, # with a K-fold split CSV (`skinseg split --folds K`): score fold K
+                     predicted_only:bool=False, # score only the images with a prediction (else a missing prediction is an error)
                      quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, threshold Jaccard, area ratio; global IoU; errors: one line on stderr, exit status 2."
-    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold)
+    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold, predicted_only=predicted_only)
+    if (ids := df.attrs['not_predicted']) and not quiet:
+        print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} with ground truth but no prediction left out (--predicted-only): "
+              + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)
     if (ids := df.attrs.get('without_ground_truth')) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} without ground truth left out (not scored): "
               + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)

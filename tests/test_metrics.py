@@ -152,6 +152,17 @@ def test_cli_missing_prediction_beside_a_probability_map(folders, tmp_path):
     (pred/'ISIC_1_segmentation.png').unlink()
     _error_line(run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv'), pred/'ISIC_1_segmentation.png', 'prediction missing for ISIC_1')
 
+def test_cli_scores_only_the_predicted_images_when_asked(folders, tmp_path):
+    "A learner who predicted two of a dataset's images scores them with --predicted-only, told how many were left out."
+    gt, pred = folders
+    (pred/'ISIC_1_segmentation.png').unlink()
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv')
+    assert r.returncode == 2 and 'to score only the predicted ones, add --predicted-only' in r.stderr
+    r = run_inprocess('evaluate', gt, pred, '--csv', tmp_path/'s.csv', '--predicted-only')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['n'] == 2 and json.loads(r.stdout)['not_predicted'] == 1
+    assert 'skinseg evaluate: 1 image with ground truth but no prediction left out (--predicted-only): ISIC_1' in r.stderr
+
 def test_strings_where_lists_belong_and_masks_of_two_sizes(folders):
     "A folder name or id string given for a list, and a list of masks of two sizes, are refused in one line naming them."
     from skinseg.metrics import mask_scores, per_image_scores
