@@ -438,6 +438,8 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     check_count(bs, '--bs')
     if (e := _swapped(model_dir, images)) is not None: raise e
     if Path(out).exists() and not Path(out).is_dir(): raise file_error(out, "--out exists and is a file, not a folder")
+    if not Path(out).exists() and Path(out).suffix.lower() in IMAGE_EXTS:  # `--out mask.png`: one file was meant, a folder would be made
+        raise file_error(out, f"--out is the folder the masks go into (each named <image_id>_segmentation.png), not a file: give a folder, e.g. {Path(out).with_suffix('')}")
     files = find_images(images, recursive, exclude=out)
     if not files: raise _no_images(images, recursive, out)
     if not any(os.path.lexists(f) for f in files):  # a mistyped name: nothing to predict, so no model loaded and no --out made
