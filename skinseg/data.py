@@ -99,10 +99,10 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
     return arrays
 
 # %% ../nbs/api/07_data.ipynb #fabdae8b
-def _turned_note(image, mask_hw) -> str:
-    "What to add when an image's EXIF Orientation tag turns it upright and its mask fits the image as stored, unturned; else ''."
+def _turned_note(image, shown_hw, mask_hw) -> str:
+    "What to add when an image's EXIF Orientation tag turns it upright (`shown_hw`, as read) and its mask fits the image as stored, unturned; else ''."
     with Image.open(image) as im: stored = im.size[::-1]
-    if stored == tuple(mask_hw) and display_hw(image) != stored:
+    if stored == tuple(mask_hw) and tuple(shown_hw) != stored:
         return " upright: its EXIF Orientation tag turns it, as skinseg and viewers read it, and the mask fits it unturned; draw the mask on the upright image, or remove the tag"
     return ''
 
@@ -115,7 +115,7 @@ def _check_pair(image, mask) -> list:
     try: m = read_mask(mask)
     except SkinsegError as e: return problems + [str(e)]
     if size is not None and size != (m.shape[1], m.shape[0]):
-        problems.append(f"{mask}: mask is {m.shape[1]}x{m.shape[0]} but its image {Path(image).name} is {size[0]}x{size[1]}" + _turned_note(image, m.shape))
+        problems.append(f"{mask}: mask is {m.shape[1]}x{m.shape[0]} but its image {Path(image).name} is {size[0]}x{size[1]}" + _turned_note(image, size[::-1], m.shape))
     levels = np.unique(m)
     # more levels read (lesion above 128), but a JPEG or anti-aliased border is worth fixing; one odd level is all lesion
     if len(levels) > 2 or (len(levels) == 1 and levels[0] not in (0, 1, 255)):

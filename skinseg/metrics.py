@@ -174,9 +174,13 @@ def _names_id(stem:str, i:str) -> bool:
     m = re.search(rf'(?<![0-9A-Za-z]){re.escape(isic.group(1) if isic else i)}(?![0-9A-Za-z])', stem)
     return bool(m) and (bool(isic) or not re.search('[0-9]', stem[:m.start()] + re.sub('^_0000', '', stem[m.end():])))
 
+def _pred_candidates(pred_dir:Path) -> list:
+    "The files of `pred_dir` that may be predicted masks (named as masks, not `--probs` maps), sorted."
+    return sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p) and not is_prob_file(p))
+
 def _pred_files(pred_dir:Path, ids:list) -> dict:
     "`{image_id: prediction path}` for `ids`, paired by image id as the ISIC scorer pairs them; missing ids left out."
-    files = sorted(p for p in pred_dir.iterdir() if p.is_file() and is_mask_file(p) and not is_prob_file(p))
+    files = _pred_candidates(pred_dir)
     by_id = {}
     for p in files: by_id.setdefault(_pred_id(p), []).append(p)
     out, owner = {}, {}
@@ -225,7 +229,7 @@ def _swapped_dirs(gt_dir:Path, pred_dir:Path) -> SkinsegError|None:
 
 def _unpaired(pred_dir:Path, gt_ids:list) -> SkinsegError|None:
     "The error for a predictions folder of no masks, or of masks none of which pairs with the ground truth's several ids; else None."
-    found = sorted(_pred_id(f) for f in pred_dir.iterdir() if f.is_file() and is_mask_file(f) and not is_prob_file(f))
+    found = sorted(_pred_id(f) for f in _pred_candidates(pred_dir))
     if not found: return file_error(pred_dir, "holds no predicted masks: give the folder skinseg predict wrote them into (its --out)")
     if len(gt_ids) < 2: return None  # one id asked for: "prediction missing" says it
     return file_error(pred_dir, f"none of its {len(found)} masks pairs with the {len(gt_ids)} ground-truth images (predictions e.g. {found[0]}, "
@@ -263,7 +267,8 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     preds = _pred_files(pred_dir, list(gts))
     if not preds and (e := _swapped_dirs(gt_dir, pred_dir) or _unpaired(pred_dir, list(gts))) is not None: raise e
     _check_not_ground_truth(preds, gts, pred_dir)
-    if predicted_only: gts, not_predicted = {i: p for i, p in gts.items() if i in preds}, [i for i in gts if i not in preds]
+    not_predicted = [i for i in gts if i not in preds] if predicted_only else []
+    if predicted_only: gts = {i: p for i, p in gts.items() if i in preds}
     if missing := [i for i in gts if i not in preds]:
         raise file_error(pred_dir/f'{missing[0]}_segmentation.png', f"prediction missing for {missing[0]}" + (f" and {len(missing) - 1} more of the {len(gts)} "
                          "images with ground truth" if len(missing) > 1 else "") + "; to score only the predicted ones, add --predicted-only")
@@ -281,7 +286,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     df.attrs['without_ground_truth'] = without  # their ids, for the command's note
-    df.attrs['not_predicted'] = not_predicted if predicted_only else []
+    df.attrs['not_predicted'] = not_predicted
     return summary | (dict(without_ground_truth=len(without)) if without else {}) | (dict(not_predicted=len(not_predicted)) if predicted_only else {}), df
 
 # %% ../nbs/api/10_metrics.ipynb #chkcsv02
