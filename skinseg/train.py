@@ -12,9 +12,9 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 
 # %% auto #0
 __all__ = ['PRESETS', 'SCHEDULES', 'LOG_HEADER', 'TRAIN_DEFAULTS', 'format_epoch', 'show_progress', 'preset_epochs',
-           'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'check_run_files',
-           'NewRunFiles', 'StopOnDivergence', 'resume_hint', 'resume_conflicts', 'carry_measurements', 'train',
-           'skinseg_train']
+           'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'foreign_run_files',
+           'check_run_files', 'set_aside', 'keep_foreign_files', 'NewRunFiles', 'StopOnDivergence', 'resume_hint',
+           'resume_conflicts', 'carry_measurements', 'train', 'skinseg_train']
 
 # %% ../nbs/api/13_train.ipynb #itrain
 from .basics import *
@@ -25,7 +25,7 @@ from .learner import *
 from .checkpoint import *
 from fastcore.script import call_parse
 from fastai.callback.core import CancelFitException
-import sys, shlex, json, copy, warnings
+import sys, shlex, json, copy, warnings, hashlib
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -172,10 +172,10 @@ def split_text(df:pd.DataFrame, # a run's images with image_id, lesion_id, dx an
     "The text of the `split.csv` a run writes into `out`."
     return df[['image_id', 'lesion_id', 'dx', 'is_valid']].to_csv(index=False)
 
-def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
-                    split:str, # the text of the split.csv this run writes (`split_text`)
-                   ):
-    "Raise a `SkinsegError` naming them if a new run would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there."
+def foreign_run_files(out, # output folder (`--out`) of a new run
+                      split:str, # the text of the split.csv this run writes (`split_text`)
+                     ) -> list:
+    "The split.csv, log.csv and config.json in `out` that a run like this one did not leave there, each as `(path, why)`."
     s, log, cfg, new = Path(out)/'split.csv', Path(out)/'log.csv', Path(out)/CONFIG_NAME, split.encode()
     found = []
     if (s.exists() or s.is_symlink()) and not (s.is_file() and s.stat().st_size == len(new) and s.read_bytes() == new):
@@ -186,14 +186,42 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
     try: ours = not cfg.is_symlink() and json.loads(cfg.read_text()).get('format') == MODEL_FORMAT
     except (OSError, ValueError, AttributeError): ours = False  # unreadable, not JSON, or JSON but not an object
     if (cfg.exists() or cfg.is_symlink()) and not ours: found.append((cfg, "is not a skinseg model's config"))
-    if found:
+    return found
+
+def check_run_files(out, # output folder (`--out`) of a new run: neither `--resume` nor `--overwrite`
+                    split:str, # the text of the split.csv this run writes (`split_text`)
+                   ):
+    "Raise a `SkinsegError` naming them if a new run would replace a split.csv, log.csv or config.json in `out` that a run like it did not leave there."
+    if found := foreign_run_files(out, split):
         them = 'them' if len(found) > 1 else 'it'
         raise file_error(found[0][0], "already exists and " + '; '.join([found[0][1]] + [f"{f} {why}" for f, why in found[1:]])
-                         + f": train writes its split, log and model config there; move {them} out of --out, pass --overwrite to replace {them}, or choose another --out")
+                         + f": train writes its split, log and model config there; move {them} out of --out, pass --overwrite to have train keep {them} aside (as NAME.previous.EXT), or choose another --out")
+
+
+# %% ../nbs/api/13_train.ipynb #ow000017
+def set_aside(path, # a file (or link) to keep under another name beside it: str or Path
+             ) -> Path:
+    "Rename `path` to the first free `STEM.previous.SUFFIX` beside it (then `STEM.previous2.SUFFIX`, ...); return the new path."
+    path = Path(path)
+    new = next(q for n in range(1, 10_000) if not (q := path.with_name(f"{path.stem}.previous{n if n > 1 else ''}{path.suffix}")).exists()
+               and not q.is_symlink())
+    path.rename(new); return new
+
+def keep_foreign_files(out, # output folder of a run that replaces the one there (`--overwrite`)
+                       split:str, # the text of the split.csv the run writes (`split_text`)
+                       names:tuple=('split.csv', 'log.csv', CONFIG_NAME), # which of its files to look at
+                      ) -> list:
+    "Set aside the files of `names` in `out` that `foreign_run_files` finds, warning in one line for each; return their new paths."
+    kept = []
+    for f, why in foreign_run_files(out, split):
+        if f.name not in names: continue
+        kept.append(new := set_aside(f))
+        warnings.warn(f"{f} {why.split(' (')[0]}: --overwrite keeps it as {new.name} and writes its own {f.name}")
+    return kept
 
 # %% ../nbs/api/13_train.ipynb #ow000015
 class NewRunFiles:
-    "A new run's files, written as `TrainTracker`'s `first_save` just before its first model is saved: its split.csv; with `overwrite`, the old run's checkpoint and exports removed."
+    "A new run's files, written as `TrainTracker`'s `first_save` just before its first model is saved: its split.csv; with `overwrite`, the old run's checkpoint and exports removed and a split.csv not the old run's kept aside (`keep_foreign_files`)."
     def __init__(self,
                  out, # the run's output folder
                  split:str, # the text of its split.csv (`split_text`)
@@ -203,7 +231,15 @@ class NewRunFiles:
     def __call__(self):
         if self.overwrite:
             for f in (CHECKPOINT_NAME, *FORMATS.values()): (self.out/f).unlink(missing_ok=True)
+            if not self.old_runs_split(): keep_foreign_files(self.out, self.split, names=('split.csv',))
         atomic_write(self.out/'split.csv', lambda p: p.write_bytes(self.split.encode()))
+    def old_runs_split(self) -> bool:
+        "Whether `out`'s split.csv is the one its old run recorded (`split_sha256` in config.json's training)."
+        try: old = json.loads((self.out/CONFIG_NAME).read_text())['training']['split_sha256']
+        except (OSError, ValueError, KeyError, TypeError): return False  # no config, or of a skinseg that did not record it
+        f = self.out/'split.csv'
+        return f.is_file() and not f.is_symlink() and hashlib.sha256(f.read_bytes()).hexdigest() == old
+
 
 # %% ../nbs/api/13_train.ipynb #nan00002
 class StopOnDivergence(Callback):
@@ -335,6 +371,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
     df = training_split(data_dir, valid_pct, seed, split_csv, limit, fold=fold, masked_only=masked_only)
     split = split_text(df)
     if not (resume or overwrite): check_run_files(out, split)
+    if overwrite: keep_foreign_files(out, split, names=('log.csv', CONFIG_NAME))  # not the old run's: its split waits for `NewRunFiles`
     fit_df = repeat_sources(df, data_dir, repeat) if repeat else df
     dls = seg_dataloaders(fit_df, size=size, bs=bs, aug=augment, num_workers=num_workers, seed=seed)
     if bf16 is None: bf16 = bf16_supported(str(dls.device))  # the device fastai trains on decides
@@ -349,6 +386,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
             data=' + '.join(map(str, data_dir)) if several else str(data_dir), n_train=int((~df.is_valid).sum()), n_valid=int(df.is_valid.sum()),
             split=f'{out}/split.csv: ' + (f'from {split_csv}' + (f', fold {fold} as validation' if fold is not None else '')
                                           if split_csv else f'{split_grouping(df)}, {valid_pct:.0%} validation, seed {seed}'),
+            split_sha256=hashlib.sha256(split.encode()).hexdigest(),
             fold=fold, masked_only=masked_only, left_out_without_mask=int(df.attrs.get('unmasked', 0)),
             encoder_init=init, preset=preset, epochs=epochs, augment=augment, repeat=repeat,
             train_rows_per_epoch=int((~fit_df.is_valid).sum()), loss=LOSSES[loss].__doc__, optimizer=f'AdamW (fastai Adam, decoupled wd={wd})',

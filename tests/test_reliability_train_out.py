@@ -36,7 +36,7 @@ def files(folder:Path, but=()) -> dict: return {p.name: p.read_bytes() for p in 
 # ## train: a split.csv or log.csv of the user's own in --out
 
 def test_train_keeps_a_fold_csv_and_a_log_of_the_users(train_data, tmp_path):
-    "A 3-fold CSV written as --out's split.csv, then a log.csv of the user's own: each refused by name, kept; --overwrite replaces them."
+    "A 3-fold CSV written as --out's split.csv, then a log.csv of the user's own: each refused by name, kept; --overwrite keeps the log aside."
     out = tmp_path/'exp'; out.mkdir()
     assert run_inprocess('split', train_data, '--folds', 3, '--out', out/'split.csv').returncode == 0
     folds = (out/'split.csv').read_bytes()
@@ -50,19 +50,39 @@ def test_train_keeps_a_fold_csv_and_a_log_of_the_users(train_data, tmp_path):
     r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet', '--overwrite')
     assert r.returncode == 0, r.stderr[-2000:]
     assert pd.read_csv(out/'log.csv').epoch.tolist() == [0] and (out/WEIGHTS_NAME).is_file()
+    assert (out/'log.previous.csv').read_bytes() == b'date,note\n2026-12-01,lr 1e-3 too high\n'
+    assert r.stderr.count(f"skinseg train: warning: {out/'log.csv'} is not a log of skinseg train: --overwrite keeps it as log.previous.csv") == 1, r.stderr
 
 def test_train_names_every_file_of_the_users_it_would_replace(train_data, tmp_path):
-    "A split.csv, log.csv and config.json of the user's in --out: one line names all three, so --overwrite replaces only what was named; other files stay."
+    "A split.csv, log.csv and config.json of the user's in --out: one line names all three; --overwrite keeps each aside under a new name, other files as they were."
     out = tmp_path/'mine'; out.mkdir()
     mine = {'config.json': b'{"mine": 1}', 'log.csv': b'my notes\n', 'split.csv': b'image_id,fold\na,0\n', 'notes.txt': b'keep me'}
     for n, b in mine.items(): (out/n).write_bytes(b)
     msg = one_error_line(run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet'), 'train', out/'split.csv',
-                         contains='move them out of --out, pass --overwrite to replace them')
+                         contains='move them out of --out, pass --overwrite to have train keep them aside')
     assert str(out/'log.csv') in msg and str(out/'config.json') in msg, msg
     assert files(out) == mine
     r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet', '--overwrite')
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out/'notes.txt').read_bytes() == b'keep me' and (out/WEIGHTS_NAME).is_file()
+    assert {n: (out/n).read_bytes() for n in ('config.previous.json', 'log.previous.csv', 'split.previous.csv')} == {
+        'config.previous.json': mine['config.json'], 'log.previous.csv': mine['log.csv'], 'split.previous.csv': mine['split.csv']}
+
+def test_overwrite_keeps_a_split_edited_by_hand(train_data, tmp_path):
+    """After a run, the user edits its split.csv by hand; `train --overwrite` (without --split) keeps the edit as
+    split.previous.csv and says so in one line. The old run's own split, unedited, is simply replaced."""
+    out = tmp_path/'run'
+    assert run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet').returncode == 0
+    edited = (out/'split.csv').read_text().replace('False', 'True', 1)
+    (out/'split.csv').write_text(edited)
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--quiet', '--overwrite')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out/'split.previous.csv').read_text() == edited != (out/'split.csv').read_text()
+    assert r.stderr == (f"skinseg train: warning: {out/'split.csv'} is not the split this run makes: "
+                        "--overwrite keeps it as split.previous.csv and writes its own split.csv\n"), r.stderr
+    r = run_inprocess('train', train_data, '--out', out, *TRAIN_FAST, '--seed', 3, '--quiet', '--overwrite')
+    assert r.returncode == 0 and r.stderr == '', r.stderr[-2000:]
+    assert sorted(p.name for p in out.glob('*.previous*')) == ['split.previous.csv']
 
 def test_train_starts_again_after_a_stop_in_its_first_epoch(train_data, tmp_path, monkeypatch):
     """Stopped before its first checkpoint, a run leaves no split; the same command then trains with no --overwrite,
