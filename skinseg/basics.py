@@ -115,9 +115,13 @@ def check_same_length(a, # a list (or other sized sequence)
 def check_list(value, # the argument's value: a list, tuple or other iterable of items
                what:str, # the argument's name, as the caller wrote it
               ) -> list:
-    "`value` as a list; `SkinsegError` for a single str, bytes or Path, as it would be taken character by character."
+    "`value` as a list; `SkinsegError` for a single str, bytes or Path (taken character by character), PIL image, or 2-axis array (one mask, taken row by row), or one colour image `HxWx3`."
     if isinstance(value, (str, bytes, Path)):
         raise SkinsegError(f"{what} must be a list, got the single {type(value).__name__} {str(value)!r}: pass a list of them")
+    one_image = hasattr(value, 'ndim') and value.ndim == 3 and value.shape[-1] in (3, 4) and min(value.shape[:2]) > 4  # HxWx3, not masks
+    if isinstance(value, Image.Image) or (hasattr(value, 'ndim') and hasattr(value, 'shape') and value.ndim in (0, 2)) or one_image:
+        raise SkinsegError(f"{what} must be a list, got a single {type(value).__name__} of shape {tuple(getattr(value, 'shape', value.size))}: "
+                           f"pass a list of them ([{what}])")
     return list(value)
 
 # %% ../nbs/api/00_basics.ipynb #95b31175

@@ -119,7 +119,7 @@ def compare_exported(model_dir, # skinseg model folder
                      images:list, # images to compare on (paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`)
                     ) -> dict:
     "Largest probability difference and differing mask pixels between PyTorch and an exported model; `SkinsegError` for no images, a model or export it cannot load, or an image it cannot read."
-    images = list(images)
+    images = check_list(images, 'images')
     if not images: raise SkinsegError("compare_exported needs at least one image to compare on")
     ref = predict(images, model_dir, return_prob=True, tta=False, postprocess=False, bf16=False)  # exports run in float32
     exp = predict(images, load_exported(exported), return_prob=True, tta=False, postprocess=False, bf16=False)

@@ -66,8 +66,9 @@ def _high_byte(a:np.ndarray) -> np.ndarray:
 def _warn_if_dark(a8:np.ndarray, name):
     "Warn, naming `name`, when a 16-bit image read by its high byte is nearly black: every value below 4096, as unscaled 12-bit data."
     if a8.max(initial=0) < 16:
-        warnings.warn(f"{name}: a 16-bit image whose values all stay below 4096 (12-bit data not scaled to 16 bits?); read by its high byte, "
-                      "as 16-bit images are, it is nearly black and no lesion will be found: multiply it by 16 or save it as 8-bit", stacklevel=3)
+        warnings.warn(f"{name}: a 16-bit image whose values all stay below 4096; read by its high byte, as 16-bit images are, it is nearly "
+                      "black and no lesion will be found: if its values are 8-bit (0-255), make it 8-bit (`a.astype(np.uint8)`, or save it "
+                      "as 8-bit); if 12-bit, multiply it by 16", stacklevel=3)
 
 def _to_uint8(img:Image.Image):
     "16-bit PIL images by their high byte, float ones from [0, 1] (else 0..255) to 8 bits; others as they are."

@@ -40,6 +40,8 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
         raise SkinsegError(f"{name}: expected masks of shape (H, W) or (B, H, W), got {tuple(np.shape(m))}")
     if np.ndim(m) == 3 and np.shape(m)[-1] in (3, 4) and min(np.shape(m)[:2]) > 4:
         raise SkinsegError(f"{name} of shape {tuple(np.shape(m))} looks like a colour image, not a mask or a batch of masks: read mask files with `read_mask`")
+    if np.ndim(m) == 3 and np.shape(m)[-1] == 1 and min(np.shape(m)[:2]) > 4:  # read as H masks one pixel wide, each scored alone
+        raise SkinsegError(f"{name} of shape {tuple(np.shape(m))} looks like one mask with a channel axis, not a batch: drop the axis (`m[..., 0]`)")
     if isinstance(m, torch.Tensor) and m.dtype == torch.bool: return m[None] if m.ndim == 2 else m
     if isinstance(m, torch.Tensor): m = (m.float() if m.is_floating_point() else m).detach().cpu().numpy()
     a = np.asarray(m)
@@ -50,7 +52,7 @@ def _as_bool_batch(m, name:str='mask') -> torch.Tensor:
 def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/1 or 0/255, probabilities in [0, 1]; or a file or `LesionMask`
                 targ, # ground-truth masks of the same shape
                ) -> dict:
-    "Per-image intersection, union, pixel counts, Dice, IoU, threshold Jaccard and area ratio (pred/true) of mask pairs: `(B,)` float64 tensors; `SkinsegError` for masks of two shapes, or anything not a mask."
+    "Per-image intersection, union, pixel counts, Dice, IoU, threshold Jaccard and area ratio (pred/true) of mask pairs, prediction first as in fastai's metrics: `(B,)` float64 tensors; `SkinsegError` for masks of two shapes, or anything not a mask."
     if isinstance(targ, LesionMask): raise SkinsegError("the ground truth is a LesionMask, a prediction: the order is mask_scores(pred, targ)")
     p, t = _as_bool_batch(pred, 'prediction'), _as_bool_batch(targ, 'ground truth')
     if p.shape != t.shape: raise SkinsegError(f"prediction shape {tuple(p.shape)} differs from ground truth {tuple(t.shape)}")
@@ -85,7 +87,7 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
                      preds:list, # predicted masks: files, PIL images, `HxW` arrays or `LesionMask`s
                      ids:list|None=None, # an id per image for the table (default: 0, 1, ...)
                     ) -> pd.DataFrame:
-    "Dice, IoU, threshold Jaccard and area ratio (predicted / true lesion area) of each ground-truth/prediction pair, one row per image; `SkinsegError` for lists of different lengths, a pair of two sizes, or anything not a mask."
+    "Dice, IoU, threshold Jaccard and area ratio (predicted / true lesion area) of each ground-truth/prediction pair (ground truth first, as in scikit-learn; `mask_scores` takes fastai's order), one row per image; `SkinsegError` for lists of different lengths, a pair of two sizes, or anything not a mask."
     gts, preds = check_list(gts, 'gts'), check_list(preds, 'preds')
     check_same_length(gts, preds, 'ground-truth masks and predictions')
     if ids is not None: ids = check_list(ids, 'ids'); check_same_length(gts, ids, 'ground-truth masks and ids')

@@ -57,9 +57,12 @@ def export_change(path, # an exported `.onnx` or `.pt` file
 def rewrite_config(model_dir, # skinseg model folder
                    cfg:dict, # its new config, written over its `config.json`
                   ) -> list:
-    "Write `cfg` as the model's `config.json`; remove, with a warning each, the exports beside its weights now out of date; `SkinsegError` if `config.json` cannot be written."
+    "Write `cfg` as the model's `config.json`; remove, with a warning each, the exports beside its weights now out of date; `SkinsegError` if `cfg` is not a valid model config (nothing written) or `config.json` cannot be written."
     model_dir, removed = Path(model_dir), []
-    atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(json.dumps(cfg, indent=2, default=str)))
+    text = json.dumps(cfg, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))  # numpy's 0.45 or True as JSON's
+    try: parse_model_config(text, model_dir/CONFIG_NAME)
+    except SkinsegError as e: raise SkinsegError(f"{one_line(e)}: not written, the model is as it was") from None
+    atomic_write(model_dir/CONFIG_NAME, lambda p: p.write_text(text))
     for fmt, name in FORMATS.items():
         p = model_dir/name
         if not p.is_file(): continue
@@ -134,7 +137,10 @@ def record_inference_options(model_dir, # skinseg model folder whose `config.jso
                              note:str='', # what the options were measured on, stored as `measured_on`
                              min_gain:float=0.002, # the `min_gain` that `choose_inference_options` chose `choice` with
                             ) -> dict:
-    "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json` (see `rewrite_config`); `SkinsegError` if the config cannot be read or written."
+    "Write `choice` as the model's `tta`/`postprocess` defaults and the measurement into its `config.json` (see `rewrite_config`); `SkinsegError` for a `choice` of other keys or values, or if the config cannot be read or written."
+    if not (isinstance(choice, dict) and choice and set(choice) <= {'tta', 'postprocess'} and all(isinstance(v, (bool, np.bool_)) for v in choice.values())):
+        raise SkinsegError(f"choice must be a dict of 'tta' and/or 'postprocess', each True or False (as `choose_inference_options` gives), got {choice!r}")
+    choice = {k: bool(v) for k, v in choice.items()}
     cfg = read_model_config(model_dir) | choice
     retire_measurement(cfg, 'inference_options', 'measured again')
     cfg['inference_options'] = dict(chosen=choice, rule=f'best mean Dice; TTA/post-processing only if they gain more than {min_gain:g}',
@@ -177,8 +183,9 @@ def threshold_gain(scores:pd.DataFrame, # from `threshold_scores`
                    chosen:float, # a threshold tried
                    before:float, # the model's threshold until now, compared at the nearest threshold tried
                   ) -> tuple:
-    "`(mean, standard error)` of the per-image Dice gain of `chosen` over `before`, paired image by image (the error is inf for one image)."
+    "`(mean, standard error)` of the per-image Dice gain of `chosen` over `before`, paired image by image (the error is inf for one image); `SkinsegError` if `chosen` was not tried."
     dice = scores.pivot(index='image', columns='threshold', values='dice')
+    if chosen not in dice.columns: raise SkinsegError(f"threshold {chosen!r} was not tried: give one of {', '.join(f'{t:g}' for t in dice.columns)}")
     diff = dice[chosen] - dice[_nearest(dice.columns, before)]
     return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.inf
 
@@ -186,7 +193,8 @@ def choose_threshold(scores:pd.DataFrame, # from `threshold_scores`
                      before:float|None=None, # the model's threshold until now: kept unless the best gains beyond noise
                      z:float=2., # standard errors of the paired per-image gain the best must exceed to replace `before`
                     ) -> float:
-    "The threshold with the best mean per-image Dice (the one nearer 0.5 on a tie); with `before`, that one only if its gain exceeds `z` standard errors, else `before`."
+    "The threshold with the best mean per-image Dice (the one nearer 0.5 on a tie); with `before`, that one only if its gain exceeds `z` standard errors, else `before`; `SkinsegError` for an empty table."
+    if scores.empty: raise SkinsegError("no threshold scores to choose from: the table is empty")
     mean = scores.groupby('threshold').dice.mean().round(6)
     best = float(min(mean[mean == mean.max()].index, key=lambda t: abs(t - 0.5)))
     if before is None: return best
@@ -200,7 +208,9 @@ def record_threshold(model_dir, # skinseg model folder
                      rule:str='best mean per-image Dice', # how `threshold` was chosen
                      caveats:list=(), # reasons to doubt the measurement (`threshold_caveats`)
                     ) -> dict:
-    "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried; `SkinsegError` if the config cannot be read or written."
+    "Store `threshold` as the model's decision threshold in its `config.json` (see `rewrite_config`), with the mean Dice at each threshold tried; `SkinsegError` for a `threshold` not between 0 and 1, or if the config cannot be read or written."
+    if not is_threshold(threshold): raise SkinsegError(f"threshold must be a number between 0 and 1, got {threshold!r}")
+    threshold = round(float(threshold), 6)  # numpy's float32 0.45 is 0.449999988 as a float
     cfg = read_model_config(model_dir)
     retire_measurement(cfg, 'threshold_calibration', 'calibrated again')
     cfg['threshold_calibration'] = dict(chosen=threshold, before=cfg['threshold'], rule=rule, measured_on=note, caveats=list(caveats),
