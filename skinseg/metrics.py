@@ -2,7 +2,7 @@
 
 How skinseg scores a mask against the ground truth, answered in one place. `mask_scores` gives per-image Dice,
 IoU (Jaccard) and the threshold Jaccard (IoU counted as 0 below 0.65, the ISIC 2018 challenge's score; key `threshold_jaccard`) for a batch of mask pairs;
-`per_image_scores` does it for lists of files, arrays or `LesionMask`s; `summarize_scores` averages them and pools
+`per_image_scores` does it for lists of files, arrays or `LesionMask`s; `summarize_scores` averages `mask_scores`' and pools
 the pixels for the global IoU. `seg_metrics` are the same scores as fastai metrics for training, and
 `evaluate_dirs` / `skinseg evaluate` score a folder of predicted masks, pairing them with the ground truth by image
 id as the official ISIC scorer does, and report the median area ratio (predicted / true lesion area) too.
@@ -72,7 +72,8 @@ def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` g
                     ) -> dict:
     "Per-image means of Dice, IoU and threshold Jaccard, the image count, the pixel-pooled (global) IoU, the median area ratio (None when infinite); `SkinsegError` if `scores` lacks a key."
     missing = [k for k in ('dice', 'iou', 'threshold_jaccard', 'inter', 'union') if k not in scores]
-    if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives")
+    if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives"
+                                   + (" (`per_image_scores`' table has no pixel counts: take its column means)" if isinstance(scores, pd.DataFrame) else ""))
     n = len(scores['iou'])
     mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
     inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
