@@ -93,7 +93,7 @@ def presize(df:pd.DataFrame, # pairs with `image` and `mask` paths
             files[0].parent.mkdir(parents=True, exist_ok=True)
             for f, a in zip(files, arrays): _save_npy(f, a)
     if (inv := looks_inverted(arrays[1] > 0)).any():
-        warnings.warn(f"{df['mask'].iloc[int(inv.argmax())]}: mask {INVERTED} ({int(inv.sum())} of {len(inv)} masks look so; skinseg check lists them)")
+        warnings.warn(inverted_note(list(df['mask'].values[inv]), len(inv), 'skinseg check lists them'))
     _PRESIZED.clear()  # keep one dataset in memory, not one per size tried
     _PRESIZED[key] = arrays
     return arrays

@@ -16,8 +16,8 @@ Docs: https://skinseg.github.io/skinseg/api/images.html.md"""
 
 # %% auto #0
 __all__ = ['INVERTED', 'IMAGE_EXTS', 'open_image', 'read_image', 'display_hw', 'as_rgb_array', 'PhotographAsMaskError',
-           'read_mask', 'binarize_mask', 'lesion_mask', 'looks_inverted', 'is_image_file', 'is_mask_file', 'mask_id',
-           'find_images']
+           'read_mask', 'binarize_mask', 'lesion_mask', 'looks_inverted', 'inverted_note', 'is_image_file',
+           'is_mask_file', 'mask_id', 'find_images']
 
 # %% ../nbs/api/01_images.ipynb #c7127c39
 from .basics import *
@@ -235,6 +235,13 @@ def looks_inverted(lesion:np.ndarray, # boolean lesion mask `HxW`, or a stack `N
     a = np.asarray(lesion, bool)
     border = np.concatenate([a[..., 0, :], a[..., -1, :], a[..., :, 0], a[..., :, -1]], axis=-1).mean(-1)
     return (border >= 0.98) & (1 - a.mean((-2, -1)) >= 0.02)
+
+def inverted_note(names:list, # the masks that look inverted (`looks_inverted`), as messages name them
+                  n:int, # how many masks were looked at
+                  then:str, # what it means for the user: the consequence, or where to look
+                 ) -> str|None:
+    "The one warning line on inverted masks: the first of `names`, how many of `n`, and `then`; None when `names` is empty."
+    return f"{names[0]}: mask {INVERTED} ({len(names)} of {n} masks look so): {then}" if len(names) else None
 
 # %% ../nbs/api/01_images.ipynb #2fbd836a
 IMAGE_EXTS = ('.jpg', '.jpeg', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp')

@@ -282,7 +282,7 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
         inverted += [o for o, m in ((gpath, g), (ppath, p)) if looks_inverted(m)]
         if p.shape != g.shape: raise file_error(ppath, f"size {p.shape[1]}x{p.shape[0]} differs from the ground truth's {g.shape[1]}x{g.shape[0]} ({gpath.name})")
         rows.append(dict(image_id=image_id, **{k: v.item() for k, v in mask_scores(p, g).items()}))
-    if inverted: warnings.warn(f"{inverted[0]}: mask {INVERTED} ({len(inverted)} of the {2 * len(gts)} masks scored look so): its scores mean little")
+    if note := inverted_note(inverted, 2 * len(gts), 'its scores mean little'): warnings.warn(note)
     cols = ['image_id', 'dice', 'iou', 'threshold_jaccard', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one

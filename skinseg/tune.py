@@ -174,7 +174,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
         if cfg['postprocess']: pred = torch.stack([torch.from_numpy(keep_largest_lesion(p.numpy())) > 0 for p in pred])
         s = mask_scores(pred, g.expand_as(pred))
         rows += [dict(image=k, threshold=t, dice=d, iou=i) for t, d, i in zip(thresholds, s['dice'].tolist(), s['iou'].tolist())]
-    if inverted: warnings.warn(f"{inverted[0]}: mask {INVERTED} ({len(inverted)} of the {len(masks)} masks look so): a threshold chosen on them means little")
+    if note := inverted_note(inverted, len(masks), 'a threshold chosen on them means little'): warnings.warn(note)
     return pd.DataFrame(rows)
 
 def _nearest(tried, t:float) -> float: return min(tried, key=lambda x: abs(x - t))  # the threshold tried closest to `t`
