@@ -240,7 +240,7 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
                  device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
                  skip_errors:bool=False, # yield a `SkinsegError` for an unreadable image instead of raising it
                  workers:int|None=None, # threads reading images, shared out among the streams; default one per CPU
-                 bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models)
+                 bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (PyTorch models; a few border pixels may differ from float32, `bf16=False`)
                  streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
                  fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
                  threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
@@ -302,7 +302,7 @@ def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3
             tta:bool|None=None, # average over flips; None: the model config's choice
             postprocess:bool|None=None, # keep the largest lesion and fill holes; None: the config's choice
             device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
-            bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively
+            bf16:bool|None=None, # bfloat16 inference; None: where the device runs it natively (a few border pixels may differ from float32, `bf16=False`)
             streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
             fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
             threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
