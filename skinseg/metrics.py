@@ -18,7 +18,7 @@ __all__ = ['ISIC_THRESHOLD', 'mask_scores', 'summarize_scores', 'per_image_score
 # %% ../nbs/api/10_metrics.ipynb #5dc27125
 from .basics import *
 from .images import *
-from .core import LesionMask, mask_of, is_prob_file
+from .core import LesionMask, mask_of, truth_of, is_prob_file
 from .layouts import find_pairs, scan_dataset
 from .splits import read_split
 import json, math, os, re, shlex, sys, warnings
@@ -95,8 +95,7 @@ def per_image_scores(gts:list, # ground-truth masks: files, PIL images or `HxW` 
     rows = []
     for k, (g, p) in enumerate(zip(gts, preds)):
         i = ids[k] if ids is not None else k
-        if isinstance(g, LesionMask): raise SkinsegError(f"ground truth {i} is a LesionMask, a prediction: the order is per_image_scores(gts, preds)")
-        p, g = mask_of(p, f'prediction {i}'), mask_of(g, f'ground truth {i}')
+        p, g = mask_of(p, f'prediction {i}'), truth_of(g, f'ground truth {i}', 'per_image_scores(gts, preds)')
         if p.shape != g.shape: raise SkinsegError(f"image {i}: prediction {p.shape[1]}x{p.shape[0]} differs from its ground truth {g.shape[1]}x{g.shape[0]}")
         s = mask_scores(p, g)
         rows.append(dict(image_id=i, **{n: s[n].item() for n in ('dice', 'iou', 'threshold_jaccard', 'area_ratio')}))

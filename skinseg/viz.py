@@ -17,7 +17,7 @@ __all__ = ['ERROR_COLOURS', 'mask_outline', 'overlay_mask', 'error_map', 'error_
 # %% ../nbs/api/14_viz.ipynb #16bca400
 from .basics import *
 from .images import *
-from .core import mask_of
+from .core import mask_of, truth_of
 from .metrics import mask_scores
 import os
 from pathlib import Path
@@ -104,7 +104,7 @@ def show_errors(image, # path, PIL image or array
                ):
     "Draw the error overlay of one image with its Dice and IoU; return the figure; `SkinsegError` for an image or mask it cannot read, or sizes that differ."
     if ax is None: _, ax = plt.subplots(figsize=(3.2, 2.6), dpi=70)
-    _error_panel(ax, image, mask_of(gt, 'ground truth'), mask_of(pred, 'prediction'), title, legend)
+    _error_panel(ax, image, truth_of(gt, 'the ground truth', 'show_errors(image, gt, pred)'), mask_of(pred, 'prediction'), title, legend)
     return ax.figure
 
 # %% ../nbs/api/14_viz.ipynb #58c4ef7b
@@ -124,7 +124,7 @@ def show_results(images:list, # images (paths or arrays)
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.95 * nrows), dpi=dpi, squeeze=False)
     for k, ax in enumerate(axs.flat):
         if k >= n: ax.axis('off'); continue
-        g, p = mask_of(gts[k], f'ground truth {k}'), mask_of(preds[k], f'prediction {k}')
+        g, p = truth_of(gts[k], f'ground truth {k}', 'show_results(images, gts, preds)'), mask_of(preds[k], f'prediction {k}')
         _error_panel(ax, images[k], g, p, titles[k] if titles else '', legend=k == 0)
     fig.tight_layout(pad=0.4)
     return fig
