@@ -131,12 +131,13 @@ def show_results(images:list, # images (paths or arrays)
 
 def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g. `per_image_scores`)
                 n:int=8, # rows to return
-                by:str='dice', # the score column to rank by, lowest first
+                by:str='dice', # the score column to rank by, lowest first; 'area_ratio' furthest from 1 first, too large or too small
                ) -> pd.DataFrame:
-    "The `n` rows with the lowest `by` score, worst first; `SkinsegError` for a `by` not in `scores` or an `n` below 1."
+    "The `n` rows with the worst `by` score, worst first; `SkinsegError` for a `by` not in `scores` or an `n` below 1."
     if by not in scores.columns: raise SkinsegError(f"no column {by!r} in the scores: choose one of {', '.join(map(str, scores.columns))}")
     check_count(n, 'n')
-    return scores.sort_values(by, kind='stable').head(n)
+    off = (lambda r: -np.abs(np.log(r.astype(float)))) if by == 'area_ratio' else None  # twice and half the true area are equally wrong
+    with np.errstate(divide='ignore'): return scores.sort_values(by, kind='stable', key=off).head(n)
 
 # %% ../nbs/api/14_viz.ipynb #716050c8
 def plot_training_log(log, # the `log.csv` of `skinseg train` (or any fastai CSVLogger file), or its DataFrame
