@@ -44,10 +44,15 @@ class CEDiceLoss(nn.Module):
                ):
         "The loss, a scalar tensor: mean cross-entropy plus `dice_weight` times (1 - mean per-image soft Dice of the lesion class)."
         pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
-        ce = F.cross_entropy(pred, targ)
+        ce = self.cross_entropy(pred, targ)
         p, t = pred.softmax(1)[:, 1].flatten(1), (targ == 1).float().flatten(1)
         dice = (2 * (p * t).sum(1) + self.smooth) / (p.sum(1) + t.sum(1) + self.smooth)
         return ce + self.dice_weight * (1 - dice).mean()
+    def cross_entropy(self, pred, targ):
+        "Mean cross-entropy; a `SkinsegError` for mask codes other than 0 and 1 (masks not binarized: 255 for lesion)."
+        try: return F.cross_entropy(pred, targ)
+        except IndexError: raise SkinsegError(f"mask codes must be 0 (background) or 1 (lesion), got {int(targ.max())}: binarize the masks "
+                                              "(`binarize_mask` in the DataBlock's get_y, as `seg_dataloaders` does)") from None
     def activation(self, x): return x.softmax(1)
     def decodes(self, x): return x.argmax(1)
 
@@ -65,7 +70,7 @@ class CELovaszLoss(CEDiceLoss):
         "The loss, a scalar tensor: mean cross-entropy plus the mean per-image Lovász hinge of the lesion logit (lesion minus background)."
         pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).long()
         logit = (pred[:, 1] - pred[:, 0])[:, None]  # the softmax's lesion probability is the sigmoid of this
-        return F.cross_entropy(pred, targ) + self.lovasz(logit, (targ == 1).float()[:, None])
+        return self.cross_entropy(pred, targ) + self.lovasz(logit, (targ == 1).float()[:, None])
 
 LOSSES = {'ce_dice': CEDiceLoss, 'ce_lovasz': CELovaszLoss}  # the losses `seg_learner` and `skinseg train --loss` take
 
