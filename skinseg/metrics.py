@@ -53,7 +53,7 @@ def mask_scores(pred, # predicted masks `(B, H, W)` or `(H, W)`: bool, levels 0/
                 targ, # ground-truth masks of the same shape
                ) -> dict:
     "Per-image intersection, union, pixel counts, Dice, IoU, threshold Jaccard and area ratio (pred/true) of mask pairs, prediction first as in fastai's metrics: `(B,)` float64 tensors; `SkinsegError` for masks of two shapes, or anything not a mask."
-    if isinstance(targ, LesionMask): raise SkinsegError("the ground truth is a LesionMask, a prediction: the order is mask_scores(pred, targ)")
+    if isinstance(targ, LesionMask): truth_of(targ, 'the ground truth', 'mask_scores(pred, targ)')  # raises: a prediction where the truth goes
     p, t = _as_bool_batch(pred, 'prediction'), _as_bool_batch(targ, 'ground truth')
     if p.shape != t.shape: raise SkinsegError(f"prediction shape {tuple(p.shape)} differs from ground truth {tuple(t.shape)}")
     p, t = p.flatten(1), t.flatten(1)
