@@ -3,7 +3,7 @@
 The ground floor every other module stands on. `SkinsegError` is the one kind of error a user sees: its message
 starts with the file and says what is wrong, so a command prints one line instead of a traceback.
 `atomic_write` (and `save_png`, built on it) writes through a temporary file, so an interrupted run never leaves
-half a model or half a mask; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
+half a model or half a mask, and `set_aside` keeps a file of the user's that a command must replace; `save_png` also marks each PNG as skinseg's, so `written_by_skinseg` tells the files a
 command may replace from a user's own, and `first_line` tells a CSV that skinseg wrote by its header.
 `print_json` prints a command's summary with its paths as they are spelled.
 `ensure_torchvision` lets a CPU build of PyTorch import a CUDA build of torchvision.
@@ -17,8 +17,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
            'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
-           'not_written_by_skinseg', 'first_line', 'print_json', 'interrupts_held', 'find_data_dir', 'check_device',
-           'bf16_supported', 'processor_name']
+           'not_written_by_skinseg', 'set_aside', 'first_line', 'print_json', 'interrupts_held', 'find_data_dir',
+           'check_device', 'bf16_supported', 'processor_name']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -164,6 +164,15 @@ def not_written_by_skinseg(paths, # files a command would write over: str or Pat
                           ) -> list:
     "Those of `paths` that exist and skinseg may not replace: files without its mark, and links (they point at someone's file)."
     return [Path(p) for p in paths if Path(p).is_symlink() or (Path(p).exists() and not Path(p).is_dir() and not written_by_skinseg(p))]
+
+# %% ../nbs/api/00_basics.ipynb #aside002
+def set_aside(path, # a file (or link) to keep under another name beside it: str or Path
+             ) -> Path:
+    "Rename `path` to the first free `STEM.previous.SUFFIX` beside it (then `STEM.previous2.SUFFIX`, ...); return the new path."
+    path = Path(path)
+    new = next(q for n in range(1, 10_000) if not (q := path.with_name(f"{path.stem}.previous{n if n > 1 else ''}{path.suffix}")).exists()
+               and not q.is_symlink())
+    path.rename(new); return new
 
 # %% ../nbs/api/00_basics.ipynb #c3a1f0d3
 def first_line(path, # any file: str or Path

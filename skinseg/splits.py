@@ -141,8 +141,10 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
     if not folds: check_both_sides(df, data_dir, valid_pct)  # as train would, before writing
     by_image = _no_lesion_ids(df)
     if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
-    col = 'fold' if folds else 'is_valid'
-    atomic_write(out, lambda p: df[['image_id', 'lesion_id', 'dx', col]].to_csv(p, index=False))
+    text = df[['image_id', 'lesion_id', 'dx', 'fold' if folds else 'is_valid']].to_csv(index=False).encode()
+    if os.path.lexists(out) and Path(out).read_bytes() != text:  # another seed's split, or one edited by hand: models may have trained on it
+        print(f"skinseg split: warning: {out} holds another split: kept as {set_aside(out).name}", file=sys.stderr)
+    atomic_write(out, lambda p: p.write_bytes(text))
     summary = (f"{folds} folds of {', '.join(map(str, df.fold.value_counts().sort_index()))} images" if folds else
                f"{(~df.is_valid).sum()} train / {df.is_valid.sum()} valid images")
     print(f"wrote {out}: {summary}, " + ("no lesion ids: split by image" if by_image else f"{df.lesion_id.nunique()} lesions, none on two sides"))

@@ -13,7 +13,7 @@ Docs: https://skinseg.github.io/skinseg/api/train.html.md"""
 # %% auto #0
 __all__ = ['PRESETS', 'SCHEDULES', 'LOG_HEADER', 'TRAIN_DEFAULTS', 'format_epoch', 'show_progress', 'preset_epochs',
            'check_repeat', 'repeat_sources', 'check_train_options', 'check_out', 'split_text', 'foreign_run_files',
-           'check_run_files', 'set_aside', 'keep_foreign_files', 'NewRunFiles', 'StopOnDivergence', 'resume_hint',
+           'check_run_files', 'keep_foreign_files', 'NewRunFiles', 'StopOnDivergence', 'resume_hint',
            'resume_conflicts', 'carry_measurements', 'train', 'skinseg_train']
 
 # %% ../nbs/api/13_train.ipynb #itrain
@@ -199,14 +199,6 @@ def check_run_files(out, # output folder (`--out`) of a new run: neither `--resu
 
 
 # %% ../nbs/api/13_train.ipynb #ow000017
-def set_aside(path, # a file (or link) to keep under another name beside it: str or Path
-             ) -> Path:
-    "Rename `path` to the first free `STEM.previous.SUFFIX` beside it (then `STEM.previous2.SUFFIX`, ...); return the new path."
-    path = Path(path)
-    new = next(q for n in range(1, 10_000) if not (q := path.with_name(f"{path.stem}.previous{n if n > 1 else ''}{path.suffix}")).exists()
-               and not q.is_symlink())
-    path.rename(new); return new
-
 def keep_foreign_files(out, # output folder of a run that replaces the one there (`--overwrite`)
                        split:str, # the text of the split.csv the run writes (`split_text`)
                        names:tuple=('split.csv', 'log.csv', CONFIG_NAME), # which of its files to look at
