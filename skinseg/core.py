@@ -371,7 +371,7 @@ def _no_images(images:list, recursive:bool, out) -> SkinsegError:
     if n := len(find_images(images, recursive)):
         return SkinsegError(f"no images to predict in {where}: {n} image{'s' if n > 1 else ''} found there {'are' if n > 1 else 'is'} "
                             f"inside the --out folder {out}, whose files are never inputs; choose another --out")
-    odd = [f for p in map(Path, images) if p.is_dir() for f in _by_extension(p, recursive, Path(out).resolve())]
+    odd = [f for p in map(Path, images) if p.is_dir() for f in _by_extension(p, _files_in(p, recursive), Path(out).resolve())]
     return SkinsegError(f"no images found in {where} (looked for {' '.join(IMAGE_EXTS)} files"
                         + (f"; {len(odd)} file{'s' if len(odd) > 1 else ''} of {'other extensions' if len(odd) > 1 else 'another extension'} left out, e.g. {odd[0]}" if odd else '')
                         + f"{'' if recursive else '; add --recursive for sub-folders'})")
@@ -391,17 +391,21 @@ def _swapped(model_dir, images:list) -> SkinsegError|None:
 
 _OUTPUTS = {CONFIG_NAME, WEIGHTS_NAME, *FORMATS.values(), 'checkpoint.safetensors', 'log.csv', 'split.csv', 'scores.csv', 'summary.json'}  # train's, export's and the demo's: expected beside their images
 
-def _by_extension(folder:Path, recursive:bool, out_dir:Path) -> list:
-    "The files in `folder` left out only by their extension (not hidden, not skinseg's, not in `--out`), those PIL reads first."
-    found = [f for f in (folder.rglob('*') if recursive else folder.iterdir()) if f.is_file() and f.suffix.lower() not in IMAGE_EXTS]
-    left = [f for f in found if f.name not in _OUTPUTS and not any(s.startswith('.') for s in f.relative_to(folder).parts)
+def _files_in(folder:Path, recursive:bool) -> list:
+    "The files of `folder`, with its sub-folders' if `recursive`."
+    return [f for f in (folder.rglob('*') if recursive else folder.iterdir()) if f.is_file()]
+
+def _by_extension(folder:Path, files:list, out_dir:Path) -> list:
+    "Those of `folder`'s `files` left out only by their extension (not hidden, not skinseg's, not in `--out`), those PIL reads first."
+    left = [f for f in files if f.suffix.lower() not in IMAGE_EXTS and f.name not in _OUTPUTS and not any(s.startswith('.') for s in f.relative_to(folder).parts)
             and out_dir not in f.resolve().parents]
     readable = Image.registered_extensions()
     return sorted(left, key=lambda f: (f.suffix.lower() not in readable, str(f)))
 
 def _left_out(images:list, recursive:bool, out, files:list) -> list:
     "One line per kind of file that may surprise: in the named folders, not predicted (named as a mask, of another extension, or inside `--out`); named itself, predicted though named as a mask or ISIC derived file."
-    found, out_dir = [f for p in map(Path, images) if p.is_dir() for f in (p.rglob('*') if recursive else p.iterdir()) if f.is_file()], Path(out).resolve()
+    listing, out_dir = {p: _files_in(p, recursive) for p in map(Path, images) if p.is_dir()}, Path(out).resolve()
+    found = [f for listed in listing.values() for f in listed]
     masks = sorted(f for f in found if is_mask_file(f) and not is_image_file(f) and out_dir not in f.resolve().parents)  # not earlier outputs
     inside = len(find_images(images, recursive)) - len(files)
     notes = [f"{len(masks)} file{'s' if len(masks) > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out, "
@@ -409,8 +413,8 @@ def _left_out(images:list, recursive:bool, out, files:list) -> list:
     named = [p for p in map(Path, images) if p.suffix.lower() in IMAGE_EXTS and not p.is_dir() and not is_image_file(p)]  # a shell glob `dir/*` names them too
     notes += [f"{len(named)} file{'s' if len(named) > 1 else ''} named as masks or ISIC derived files (superpixels, attributes) "
               f"predicted as images because named, e.g. {named[0]}; leave them out if they are not photographs"] if named else []
-    for folder in [Path(p) for p in images if Path(p).is_dir()]:
-        if odd := _by_extension(folder, recursive, out_dir):
+    for folder, listed in listing.items():
+        if odd := _by_extension(folder, listed, out_dir):
             names = ', '.join(str(f.relative_to(folder)) for f in odd[:3]) + (', ...' if len(odd) > 3 else '')
             notes.append(f"{folder}: {len(odd)} file{'s' if len(odd) > 1 else ''} left out by {'their' if len(odd) > 1 else 'its'} extension ({names}): "
                          f"skinseg predicts {' '.join(IMAGE_EXTS)} files")
