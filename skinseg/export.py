@@ -149,7 +149,7 @@ def skinseg_export(model_dir:str, # skinseg model folder
     cmp = compare_exported(model_dir, path, images)
     ok = cmp['mask_pixels_differing'] <= 1e-4 * cmp['pixels']
     if quiet and ok: return 0
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB); vs PyTorch in float32 on {len(images)} images: largest "
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); vs PyTorch in float32 on {len(images)} images: largest "
           f"probability difference {cmp['max_prob_diff']:.2e}, {cmp['mask_pixels_differing']} of {cmp['pixels']} "
           f"mask pixels differ{'' if ok else ' -- TOO MANY, the export is not faithful'}")
     return int(not ok)
