@@ -246,7 +246,7 @@ def inverted_note(names:list, # the masks that look inverted (`looks_inverted`),
 # %% ../nbs/api/01_images.ipynb #2fbd836a
 IMAGE_EXTS = ('.jpg', '.jpeg', '.jfif', '.png', '.bmp', '.tif', '.tiff', '.webp')
 _MASK_SUFFIX = re.compile(r'_(segmentation|mask|lesion)$', re.IGNORECASE)
-_DERIVED = re.compile(r'_(superpixels|attribute_\w+)$', re.IGNORECASE)
+_DERIVED = re.compile(r'_(superpixels|attribute_\w+|R\d+_Label\d+)$', re.IGNORECASE)
 
 def is_image_file(path, # file name or path (str or Path); only the name is looked at
                  ) -> bool:
@@ -271,7 +271,7 @@ def find_images(paths, # files and/or folders
                 recursive:bool=False, # also search the folders' sub-folders
                 exclude=None, # a folder whose files are never inputs (the output folder)
                ) -> list:
-    "Files named in `paths` (as given), and the image files in its folders (sorted), without duplicates."
+    "Files named in `paths` (as given), and the image files in its folders (sorted), without duplicates (a folder named twice, however spelt, counts once)."
     exclude = Path(exclude).resolve() if exclude is not None else None
     def wanted(f, root):
         return (is_image_file(f) and not any(part.startswith('.') for part in f.relative_to(root).parts) and not f.is_dir()  # a broken link is kept, to be reported
@@ -280,4 +280,6 @@ def find_images(paths, # files and/or folders
     for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if p.is_dir(): files += sorted(f for f in (p.rglob('*') if recursive else p.iterdir()) if wanted(f, p))
         else: files.append(p)  # a named file is taken as it is: a missing or broken one is reported as a failure
-    return list(dict.fromkeys(files))
+    first = {}
+    for f in files: first.setdefault(f.parent.resolve()/f.name, f)  # the first spelling of each file
+    return list(first.values())

@@ -16,7 +16,7 @@ __all__ = ['DatasetFiles', 'read_table', 'layout_image_id', 'scan_dataset', 'fin
 # %% ../nbs/api/05_layouts.ipynb #ilayout
 from .basics import *
 from .images import *
-import re, io, time, warnings
+import re, io, time, warnings, unicodedata
 from pathlib import Path
 from collections import namedtuple
 import numpy as np, pandas as pd
@@ -155,8 +155,13 @@ def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned
     if (e := _layout_error(data_dir, layout, mask_dirs)) is not None: raise e
     key = (str(data_dir), str(data_dir.resolve()), _stamp(data_dir, img_dirs + mask_dirs, meta))
     if key in _SCANS: return _SCANS[key]
-    images, masks = _list_files(img_dirs, is_image_file), _list_files(mask_dirs, is_mask_file)
+    in_img_dirs, masks = _list_files(img_dirs, is_mask_file), _list_files(mask_dirs, is_mask_file)  # image files, and files named as masks
+    images = [p for p in in_img_dirs if is_image_file(p)]
     if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)" + _swapped_note(img_dirs, mask_dirs))
+    if named := [p for p in in_img_dirs if not is_image_file(p) and p.parent not in mask_dirs]:
+        n = len(named)
+        warnings.warn(f"{named[0].parent}: {n} file{'s' if n > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out of the images, "
+                      f"e.g. {named[0].name}: rename {'them if they are photographs' if n > 1 else 'it if it is a photograph'}")
     scan = DatasetFiles(data_dir, layout, images, masks, _read_metadata(meta) if meta else None)
     if max(t for _, t, _ in key[2]) < start - 2e9:  # changed in the last 2 s: a change within the same clock tick would go unseen
         if len(_SCANS) >= 8: _SCANS.pop(next(iter(_SCANS)))
@@ -173,12 +178,18 @@ def _by_id(paths, id_of, what:str, keep_first:bool) -> dict:
         elif not keep_first: raise file_error(p, f"image id {i} has a second {what} (the first: {found[i]}): remove or rename one of them")
     return found
 
+def _loose(name:str) -> str: return unicodedata.normalize('NFC', name).casefold()
+
 def _warn_unpaired(mask_of:dict, image_of:dict):
-    "Warn when masks are there but none pairs with an image, or some would but for the letter case of their names."
-    lower = {i.lower(): i for i in image_of}
-    loose = [m for m in mask_of if m not in image_of and m.lower() in lower]
-    if loose: warnings.warn(f"{mask_of[loose[0]]}: its name differs from image {lower[loose[0].lower()]}'s only in letter case, "
-                            f"so it is not paired{f' ({len(loose)} masks like it)' if len(loose) > 1 else ''}: rename to match")
+    "Warn when masks are there but none pairs with an image, or some would but for the letter case of their names or the encoding of their accents."
+    near = {_loose(i): i for i in image_of}
+    loose = [m for m in mask_of if m not in image_of and _loose(m) in near]
+    if loose:
+        m, i = loose[0], near[_loose(loose[0])]
+        how = ('letter case' if unicodedata.normalize('NFC', m) != unicodedata.normalize('NFC', i) else
+               'how its accented letters are encoded (Unicode NFC or NFD; macOS writes the second)')
+        warnings.warn(f"{mask_of[m]}: its name differs from image {i}'s only in {how}, "
+                      f"so it is not paired{f' ({len(loose)} masks like it)' if len(loose) > 1 else ''}: rename to match")
     elif mask_of and image_of and not set(mask_of) & set(image_of):
         warnings.warn(f"none of the {len(mask_of)} masks pairs with an image (e.g. mask {Path(next(iter(mask_of.values()))).name} "
                       f"gives id {next(iter(mask_of))!r}; images: {next(iter(image_of))!r}): each mask is named after its image")

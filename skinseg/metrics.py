@@ -153,9 +153,18 @@ def seg_metrics() -> list:
     return [PerImageMetric('dice'), PerImageMetric('iou'), PerImageMetric('threshold_jaccard'), GlobalIoU()]
 
 # %% ../nbs/api/10_metrics.ipynb #59e9bd14
+def _is_dataset(d:Path) -> bool:
+    "Whether `d` is a dataset folder holding images (as `scan_dataset` reads it)."
+    try: return bool(scan_dataset(d).images)
+    except SkinsegError: return False
+
 def _gt_masks(gt_dir:Path) -> tuple:
-    "`({image_id: mask path}, ids of images without a mask)` of a dataset folder (`find_pairs`) or a plain mask folder."
+    "`({image_id: mask path}, ids of images without a mask)` of a dataset folder (`find_pairs`), else of a plain mask folder (images beside their masks left out)."
     masks = [p for p in sorted(gt_dir.iterdir()) if p.is_file() and is_mask_file(p)]
+    if any(not is_image_file(p) for p in masks): masks = [p for p in masks if not is_image_file(p)]  # named as masks: the others are photographs
+    if _is_dataset(gt_dir):  # read as check and train read it; a stray file at its top must not hide images/ and masks/
+        if masks: warnings.warn(f"{gt_dir}: read as a dataset folder; {len(masks)} image file{'s' if len(masks) > 1 else ''} at its top left out, e.g. {masks[0].name}")
+        masks = []
     by_id = {}
     for p in masks:
         if mask_id(p) in by_id: raise file_error(p, f"a second ground-truth mask for {mask_id(p)} (the first: {by_id[mask_id(p)].name})")
@@ -218,14 +227,12 @@ def _check_not_ground_truth(preds:dict, gts:dict, pred_dir:Path):
         warnings.warn(f"{gts[i]}: this ground-truth mask was written by skinseg predict, and the prediction {preds[i].name} was not: "
                       "are the two folders swapped? The ground truth comes first; the area ratio is inverted if so")
 
-def _is_dataset(d:Path) -> bool:
-    "Whether `d` is a dataset folder holding images (as `scan_dataset` reads it)."
-    try: return bool(scan_dataset(d).images)
-    except SkinsegError: return False
-
 def _swapped_dirs(gt_dir:Path, pred_dir:Path) -> SkinsegError|None:
     "The error for the two folders given in the wrong order: a dataset with images as the predictions, and masks alone as the ground truth; else None."
     if not _is_dataset(pred_dir) or _is_dataset(gt_dir): return None
+    if pred_dir.resolve() in gt_dir.resolve().parents:  # the dataset and its own masks: no folder of predictions given
+        return file_error(pred_dir, f"is the dataset whose masks {gt_dir} holds, not predicted masks: give the dataset (or its masks) first, "
+                          f"then the folder skinseg predict wrote: skinseg evaluate {shlex.quote(str(pred_dir))} PREDICTIONS")
     return file_error(pred_dir, f"holds a dataset with images, and {gt_dir} only masks: the folders look swapped; the ground truth comes first, "
                       f"then the predicted masks: skinseg evaluate {shlex.quote(str(pred_dir))} {shlex.quote(str(gt_dir))}")
 
