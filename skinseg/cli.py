@@ -16,7 +16,7 @@ Docs: https://skinseg.github.io/skinseg/api/cli.html.md"""
 __all__ = ['VERBS', 'usage', 'run_verb', 'warning_printer', 'stdout_closed', 'main']
 
 # %% ../nbs/api/17_cli.ipynb #ecb98180
-import os, sys, select, importlib, inspect, warnings
+import os, re, sys, select, importlib, inspect, warnings
 from fastcore.script import parse_cli
 from . import __version__
 
@@ -78,6 +78,10 @@ def stdout_closed() -> bool:
     poll = select.poll(); poll.register(fd, select.POLLOUT)
     return any(event & select.POLLERR for _, event in poll.poll(0))
 
+def _visible(text:str) -> str:
+    "`text` with control characters (a newline in a file's name) written as escapes, so an error stays one line."
+    return re.sub(r'[\x00-\x1f\x7f]', lambda m: repr(m.group())[1:-1], text)
+
 def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None: `sys.argv[1:]`
         ) -> int:
     "Entry point of the `skinseg` command."
@@ -97,7 +101,7 @@ def main(argv:list|None=None, # the arguments after `skinseg` (verb first); None
             sys.stdout.flush()  # output still buffered meets a closed pipe here, not at exit
             return status
         except SkinsegError as e:
-            print(f"skinseg {verb}: error: {e}", file=sys.stderr); return 2
+            print(f"skinseg {verb}: error: {_visible(str(e))}", file=sys.stderr); return 2
         except OSError as e:  # a folder not writable, a disk full: the file and the system's reason
             if isinstance(e, BrokenPipeError) and stdout_closed():  # the reader has all it wants, as `| head` does: end quietly
                 os.dup2(nul := os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); os.close(nul)  # Python's advice: else its flush at exit fails again

@@ -441,6 +441,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
                     probs:bool=False, # also write <image_id>_prob.png, the lesion probability scaled to 0-255
                     recursive:bool=False, # also take images from the folders' sub-folders
                     device:str='cpu', # 'cpu', 'cuda' (or 'cuda:N') or 'mps' (Apple GPUs)
+                    bf16:_TRUE_FALSE=None, # bfloat16 inference: true or false (default: where the device runs it natively; a few border pixels differ from float32)
                     overwrite:bool=False, # replace files of the same names in --out that skinseg did not write (else refused)
                     quiet:bool=False, # no progress bar or summary
                    ) -> int:
@@ -463,7 +464,7 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/prob_filename(f) for f in files] if probs else []))
     out.mkdir(parents=True, exist_ok=True)
     failed = []
-    results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, skip_errors=True, fov=fov)  # as `predict` runs it
+    results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, bf16=bf16, skip_errors=True, fov=fov)  # as `predict` runs it
     for r, f in zip(tqdm(results, total=len(files), unit='img', desc='predict', disable=True if quiet else None), files):  # the bar first; None: no bar in a redirected log
         if isinstance(r, Exception): failed.append(str(r)); continue
         try:
