@@ -420,6 +420,13 @@ def _left_out(images:list, recursive:bool, out, files:list) -> list:
                          f"skinseg predicts {' '.join(IMAGE_EXTS)} files")
     return notes + ([f"{inside} image{'s' if inside > 1 else ''} inside the --out folder {out} left out: its files are never inputs"] if inside else [])
 
+def _earlier_masks(out:Path, targets:list) -> str|None:
+    "A note when `out` keeps skinseg masks of an earlier run that this run does not replace: scored as one folder, it would mix two runs."
+    keep = set(map(Path, targets))
+    old = sorted(f for f in (out.iterdir() if out.is_dir() else []) if f not in keep and f.name.endswith(('_segmentation.png', '_prob.png')) and written_by_skinseg(f))
+    return (f"{out} keeps {len(old)} mask{'s' if len(old) > 1 else ''} of an earlier run that this run does not replace (e.g. {old[0].name}): "
+            "scored as one folder, it mixes two runs; choose an empty --out to keep them apart") if old else None
+
 def _check_replaceable(out:Path, targets:list):
     "Refuse to run when any of the files `targets` exists and was not written by skinseg: a user's file is never replaced unasked."
     kept = not_written_by_skinseg(targets)
@@ -461,7 +468,9 @@ def skinseg_predict(model_dir:str, # skinseg model folder (from `skinseg train`)
     for note in _left_out(images, recursive, out, files): warnings.warn(note)
     _check_unique_ids(files)
     out = Path(out)
-    if not overwrite: _check_replaceable(out, [out/mask_filename(f) for f in files] + ([out/prob_filename(f) for f in files] if probs else []))
+    targets = [out/mask_filename(f) for f in files] + ([out/prob_filename(f) for f in files] if probs else [])
+    if not overwrite: _check_replaceable(out, targets)
+    if note := _earlier_masks(out, targets): warnings.warn(note)
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     results = iter_predict(files, model_dir, bs, probs, tta, postprocess, device, bf16=bf16, skip_errors=True, fov=fov)  # as `predict` runs it
