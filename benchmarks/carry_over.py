@@ -340,7 +340,8 @@ def main():
         try:
             for d in (a.rescore, *a.ensemble): check_not_trained_on(d, scored)
         except SkinsegError as e: sys.exit(str(e))
-        model_dir, config, train_s = a.rescore, cfg, None
+        model_dir, config = a.rescore, cfg
+        train_s = sum(h.get('epoch_s') or 0 for h in cfg['training'].get('history') or []) or None  # a `skinseg train` model's own timing, from its config
         if a.adapt_bn:
             if a.ensemble: sys.exit('--adapt-bn adapts one model: leave out --ensemble')
             model_dir = adapt_bn(a.rescore, list(isic_ca.image), a.rescore.parent/f'{a.rescore.name}_adabn')
@@ -399,7 +400,9 @@ def evaluate(a, variant, out, model_dir, config, train_s, mean, std, ham_tr, ham
                           isic='numpy default_rng(2017) permutation of the 2,000 ISIC 2017 images: 1,000 test, 200 calib, 800 train',
                           n_ham_train=len(ham_tr) if 'ham' in a.data else 0, ham_train_subset='numpy default_rng(0) permutation of the 8,012, first N' if a.ham_train and 'ham' in a.data else None, n_ham_val=len(ham_va), n_isic_test=len(isic_te), n_isic_calib=len(isic_ca),
                           n_isic_train_used=len(isic_tr) if 'isic' in a.data else 0, isic_calib_trained_on=calib_seen),
-               train_s=train_s and round(train_s, 1), tta=a.tta, postprocess=a.postprocess, eval_s=round(eval_s, 1),
+               train_s=train_s and round(train_s, 1), **(dict(trained_on=config['training'].get('machine') or 'not recorded by the skinseg train of the time',
+                                                      epochs=len(config['training'].get('history') or [])) if by_cli else {}),
+               tta=a.tta, postprocess=a.postprocess, eval_s=round(eval_s, 1),
                epoch_log=pd.read_csv(next(f for f in (out/'log.csv', model_dir/'log.csv') if f.is_file())).to_dict('records'),
                chosen_threshold=thr, threshold_chosen_on='none: isic_calib was trained on; 0.5 kept' if calib_seen else 'isic_calib (200 ISIC 2017 images, not trained on, not in isic_test): max mean Dice',
                calib_dice_by_threshold=dict(zip(THRESHOLDS.tolist(), calib_dice)),
