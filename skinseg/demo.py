@@ -141,7 +141,7 @@ def course_model(data, # the tutorials' dataset folder: HAM10000, or `synthetic_
     pairs = split_pairs(find_pairs(data), valid_pct=0.2, seed=42)
     def sample(d, n): return d if n is None else d.sample(min(n, len(d)), random_state=0)
     dls = seg_dataloaders(pd.concat([sample(pairs[~pairs.is_valid], n_train), sample(pairs[pairs.is_valid], n_valid)]), size=size, bs=16)
-    dls.one_batch()
+    dls.one_batch()  # tutorial 3 looks at a batch first, which moves the data order's random numbers on
     set_seed(42)
     learn = seg_learner(dls, model_for_training(pretrained=gpu, size=size)[0], path=out)
     with learn.no_bar(), learn.no_logging():
