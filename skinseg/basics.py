@@ -17,8 +17,8 @@ Docs: https://skinseg.github.io/skinseg/api/basics.html.md"""
 # %% auto #0
 __all__ = ['ensure_torchvision', 'SkinsegError', 'file_error', 'one_line', 'is_whole', 'check_count', 'check_flag', 'check_seed',
            'as_hw', 'check_same_length', 'check_list', 'atomic_write', 'save_png', 'written_by_skinseg',
-           'not_written_by_skinseg', 'set_aside', 'first_line', 'print_json', 'interrupts_held', 'find_data_dir',
-           'check_device', 'bf16_supported', 'processor_name']
+           'not_written_by_skinseg', 'set_aside', 'write_keeping', 'first_line', 'print_json', 'interrupts_held',
+           'find_data_dir', 'check_device', 'bf16_supported', 'processor_name']
 
 # %% ../nbs/api/00_basics.ipynb #48862b48
 import sys, importlib
@@ -173,6 +173,17 @@ def set_aside(path, # a file (or link) to keep under another name beside it: str
     new = next(q for n in range(1, 10_000) if not (q := path.with_name(f"{path.stem}.previous{n if n > 1 else ''}{path.suffix}")).exists()
                and not q.is_symlink())
     path.rename(new); return new
+
+def write_keeping(path, # the file to write: str or Path
+                  write_fn, # called with a temporary path beside `path`; writes the content there (as for `atomic_write`)
+                 ) -> Path|None:
+    "`atomic_write`, setting aside (`set_aside`) a file at `path` with other content once the new one is whole; its new path, or None."
+    kept = []
+    def write(tmp):
+        write_fn(tmp)
+        if os.path.isfile(path) and Path(path).read_bytes() != tmp.read_bytes(): kept.append(set_aside(path))
+    atomic_write(path, write)
+    return kept[0] if kept else None
 
 # %% ../nbs/api/00_basics.ipynb #c3a1f0d3
 def first_line(path, # any file: str or Path

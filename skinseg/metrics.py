@@ -325,14 +325,11 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, threshold Jaccard, area ratio; global IoU; errors: one line on stderr, exit status 2."
-    check_scores_csv(csv, split)  # before an earlier scores CSV is moved
-    kept = set_aside(csv) if os.path.isfile(csv) and not os.path.islink(csv) else None  # back in place if nothing replaces it
-    try: summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold, predicted_only=predicted_only)
-    except BaseException:
-        if kept is not None and not os.path.lexists(csv): kept.rename(csv)
-        raise
-    if kept is not None and kept.read_bytes() == Path(csv).read_bytes(): kept.unlink()
-    elif kept is not None: print(f"skinseg evaluate: warning: {csv} held other scores: kept as {kept.name}", file=sys.stderr)
+    check_scores_csv(csv, split)  # before anything is scored
+    summary, df = evaluate_dirs(gt_dir, pred_dir, split=split, fold=fold, predicted_only=predicted_only)
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    if kept := write_keeping(csv, lambda p: df.to_csv(p, index=False)):
+        print(f"skinseg evaluate: warning: {csv} held other scores: kept as {kept.name}", file=sys.stderr)
     if (ids := df.attrs['not_predicted']) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} with ground truth but no prediction left out (--predicted-only): "
               + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)

@@ -142,9 +142,8 @@ def skinseg_split(data_dir:str, # dataset folder: HAM10000, ISIC Task 1, PH2, nn
     by_image = _no_lesion_ids(df)
     if by_image: print(f"skinseg split: warning: {_BY_IMAGE}", file=sys.stderr)
     text = df[['image_id', 'lesion_id', 'dx', 'fold' if folds else 'is_valid']].to_csv(index=False).encode()
-    if os.path.lexists(out) and Path(out).read_bytes() != text:  # another seed's split, or one edited by hand: models may have trained on it
-        print(f"skinseg split: warning: {out} holds another split: kept as {set_aside(out).name}", file=sys.stderr)
-    atomic_write(out, lambda p: p.write_bytes(text))
+    if kept := write_keeping(out, lambda p: p.write_bytes(text)):  # another seed's split, or one edited by hand: models may have trained on it
+        print(f"skinseg split: warning: {out} holds another split: kept as {kept.name}", file=sys.stderr)
     summary = (f"{folds} folds of {', '.join(map(str, df.fold.value_counts().sort_index()))} images" if folds else
                f"{(~df.is_valid).sum()} train / {df.is_valid.sum()} valid images")
     print(f"wrote {out}: {summary}, " + ("no lesion ids: split by image" if by_image else f"{df.lesion_id.nunique()} lesions, none on two sides"))
