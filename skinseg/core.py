@@ -88,9 +88,11 @@ def to_batch(arrays:list, # same-size `HxWx3` uint8 RGB arrays
              mean, # 3 per-channel means on the 0-1 scale (the model config's `mean`)
              std, # 3 per-channel standard deviations on the 0-1 scale (the model config's `std`)
             ) -> torch.Tensor:
-    "Stack same-size `HxWx3` uint8 RGB arrays into a `(N, 3, h, w)` float32 batch, `(x/255 - mean)/std`; `SkinsegError` for no arrays or arrays of different sizes."
+    "Stack same-size `HxWx3` uint8 RGB arrays into a `(N, 3, h, w)` float32 batch, `(x/255 - mean)/std`; `SkinsegError` for no arrays, arrays of different sizes, or another dtype or shape."
     if not len(arrays): raise SkinsegError("no images to batch")
     if len(shapes := {np.shape(a) for a in arrays}) > 1: raise SkinsegError(f"images of different sizes {sorted(shapes)[:2]} cannot be one batch: resize them to the model's input size first (`load_resized`)")
+    if (bad := next((a for a in arrays if np.ndim(a) != 3 or np.shape(a)[2] != 3 or np.asarray(a).dtype != np.uint8), None)) is not None:
+        raise SkinsegError(f"to_batch takes HxWx3 uint8 RGB arrays (as `load_resized` gives), got {np.asarray(bad).dtype} of shape {np.shape(bad)}")
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     return x.mul_(1 / (255 * std)).sub_(mean / std)  # (x/255 - mean)/std in two in-place passes
@@ -154,12 +156,12 @@ def _upsample_rows(p:np.ndarray, hw):
         yield y0, y0 + len(i0), _lerp_(pw.take(i0, axis=0), pw.take(i1, axis=0), wy[:, None])
 
 # %% ../nbs/api/03_core.ipynb #83c14b8d
-def keep_largest_lesion(mask:np.ndarray, # boolean lesion mask `(h, w)`
+def keep_largest_lesion(mask:np.ndarray, # lesion mask `(h, w)`: boolean, or any that `binarize_mask` reads (0/255, 0/1)
                        ) -> np.ndarray:
-    "The largest connected lesion of a boolean mask, with its holes filled."
+    "The largest lesion of a mask, its pixels connected through sides or corners (as MONAI's `KeepLargestConnectedComponent`), with its holes filled; `SkinsegError` for what `binarize_mask` refuses."
     from scipy import ndimage
-    mask = np.asarray(mask, bool)
-    labels, n = ndimage.label(mask)
+    mask = binarize_mask(mask)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0: return np.zeros(mask.shape, bool)
     largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
     box = ndimage.find_objects(labels, max_label=largest)[largest - 1]
@@ -174,9 +176,10 @@ def prob_to_mask(p, # small probability map `(h, w)` in [0, 1]: array or CPU ten
                  postprocess:bool=False, # keep the largest lesion and fill its holes
                  with_prob:bool=False, # also return the full-size probability map
                 ) -> tuple:
-    "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`; `SkinsegError` for a `p` that is not a non-empty (h, w) map or an `hw` not of two whole numbers >= 1."
+    "`(0/255 uint8 mask, float32 probability or None)` at size `hw` from a small probability map `p`; `SkinsegError` for a `p` that is not a non-empty (h, w) map in [0, 1] or an `hw` not of two whole numbers >= 1."
     p = np.asarray(p, np.float32)
     if p.ndim != 2 or 0 in p.shape: raise SkinsegError(f"prob_to_mask: the probability map must be a non-empty (h, w) array, got shape {p.shape}")
+    if not (0 <= p.min() and p.max() <= 1): raise SkinsegError(f"prob_to_mask: probabilities lie in [0, 1], got {p.min():g}..{p.max():g} (logits? apply a sigmoid or softmax first)")
     if len(hw) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in hw):
         raise SkinsegError(f"prob_to_mask: the size must be a (height, width) of whole numbers of at least 1, got {tuple(hw)}")
     mask = np.empty(hw, np.uint8)
@@ -239,7 +242,7 @@ def _in_order(pool, fn, jobs, ahead:int):
         if len(running) >= ahead: first, fut = running.popleft(); yield first, fut.result()
     while running: first, fut = running.popleft(); yield first, fut.result()
 
-def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
+def iter_predict(images:list, # paths, open binary files, PIL images or RGB uint8/uint16 arrays `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
                  model=None, # model folder, `(model, config)` pair, exported `.onnx`/`.pt` file, or None for `default_model_dir()`
                  bs:int=16, # images per forward pass
                  return_prob:bool=False, # also return the lesion probability map
@@ -271,12 +274,12 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
         try: return load_resized(items[i], size, _source(items[i], i))
         except Exception as e:
             if skip_errors: return _as_error(e, name(i))
-            raise
+            raise _as_error(e, name(i)) from None  # a PIL image that fails to decode, say: one line naming it
     def finish(p, hw, i):
         try: return LesionMask(*prob_to_mask(p, hw, thr, postprocess, return_prob), source=_source(items[i], i))
         except Exception as e:  # e.g. no memory for a mask of an enormous image
             if skip_errors: return _as_error(e, name(i), 'segment')
-            raise
+            raise _as_error(e, name(i), 'segment') from None
     batches = [range(b, min(b + bs, len(items))) for b in range(0, len(items), bs)]
     streams = min(streams or 2, max(1, len(batches)))
     reads = max(1, (workers or os.cpu_count() or 1) // streams)
@@ -303,7 +306,7 @@ def iter_predict(images:list, # paths, PIL images or uint8/uint16 arrays `HxW`, 
         if training: net.train()
 
 # %% ../nbs/api/03_core.ipynb #b7d2a5b4
-def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`, or a list (any iterable: a pandas column, a generator) of them
+def predict(images, # path, open binary file, PIL image, RGB (not OpenCV's BGR) uint8/uint16 array or CPU tensor `HxW`, `HxWx1`, `HxWx3` or `HxWx4`, or a list (any iterable: a pandas column, a generator) of them
             model=None, # model folder, `(model, config)` pair, exported `.onnx`/`.pt` file, or None for `default_model_dir()`
             bs:int=16, # images per forward pass
             return_prob:bool=False, # also return the lesion probability map
@@ -316,7 +319,7 @@ def predict(images, # path, PIL image, uint8/uint16 array `HxW`, `HxWx1`, `HxWx3
             threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
            ):
     "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list; `SkinsegError` for a bad argument, a model it cannot load, or an image it cannot read."
-    single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf')
+    single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf') or hasattr(images, 'read')
     if hasattr(images, 'columns'): raise SkinsegError("images is a table: pass its column of image paths, e.g. df.image")
     if not single and (isinstance(images, (dict, bytes, set)) or not hasattr(images, '__iter__')):
         raise SkinsegError(f"images is a {type(images).__name__}: give a path, PIL image or array, or a list of them")

@@ -101,6 +101,7 @@ def run_demo(out:str|Path='demo_out', # folder for the model, masks, scores and 
         if written_by_skinseg(f): f.unlink()
     files = {i: out/'masks'/mask_filename(path) for i, path in valid.image.items()}
     for f, res in zip(files.values(), iter_predict(list(valid.image), out/'model')): save_png(res.mask, f)
+    (out/'scores.csv').unlink(missing_ok=True)  # an earlier demo's (`check_demo_out`): its model is replaced too
     summary, scores = evaluate_dirs(data_dir, out/'masks', out/'scores.csv', ids=list(valid.index))
     ranked = scores.sort_values('dice').image_id.tolist()
     shown = ranked if len(ranked) <= 8 else ranked[:4] + ranked[-4:]  # the four worst and the four best

@@ -102,11 +102,14 @@ def display_hw(path, # image file: str or Path
         return (w, h) if im.getexif().get(0x0112, 1) in _SWAPS_AXES else (h, w)
 
 # %% ../nbs/api/01_images.ipynb #2ccdfec4
-def as_rgb_array(image, # path, PIL image, or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
+def as_rgb_array(image, # path, open binary file (an upload), PIL image, or uint8/uint16 array `HxW`, `HxWx1`, `HxWx3` or `HxWx4`
                  name:str='image', # how errors name an in-memory array
                 ) -> np.ndarray:
-    "An `HxWx3` uint8 array from a path, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA); `SkinsegError` for another dtype or shape, or a file it cannot read."
+    "An `HxWx3` uint8 array from a path, binary file, PIL image or uint8/uint16 numpy array (RGB, grayscale or RGBA); `SkinsegError` for another dtype or shape, or a file it cannot read."
     if isinstance(image, (str, Path)): return read_image(image)
+    if hasattr(image, 'read'):
+        try: image = Image.open(image)
+        except Exception as e: raise SkinsegError(f"{name}: not an image file PIL can read ({type(e).__name__})") from None
     if isinstance(image, Image.Image):
         a = np.asarray(_to_uint8(ImageOps.exif_transpose(image)).convert('RGB'))
         if image.mode in _WIDE_MODES: _warn_if_dark(a, name)
@@ -130,6 +133,8 @@ def _grey_lesion(a:np.ndarray):
     counts = np.bincount(a.ravel(), minlength=256)
     levels = np.flatnonzero(counts)
     if set(levels.tolist()) <= {0, 1}: return a == 1, None
+    if {1, 255} <= set(levels.tolist()) <= {0, 1, 255}:  # 255 as lesion would drop the 1s, as background the 255s
+        return None, "a 0/1 mask with pixels at 255 (VOC 'void', the unsure border?): skinseg has no ignore label; relabel 255 as lesion or background"
     if len(levels[levels > 0]) == 1: return a == levels[-1], None
     if not counts[129:].any():
         return None, f"not a binary mask: {len(levels)} values ({_shown(levels)}), none above 128 (a label map?); expected two levels, 0 and 255"

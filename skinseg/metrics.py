@@ -253,7 +253,7 @@ def _scored_mask(path:Path, folder:str) -> np.ndarray:
 
 def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-truth masks
                   pred_dir:str|Path, # folder of predicted masks, one per image id (any ISIC-style name)
-                  out_csv:str|Path|None=None, # where to write the per-image scores
+                  out_csv:str|Path|None=None, # where to write the per-image scores (an earlier CSV with other scores is kept as `STEM.previous.csv`, with a warning)
                   ids:list|None=None, # only these image ids (default: every image with a ground-truth mask)
                   split:str|Path|None=None, # or only the validation images of this split CSV (image_id, is_valid)
                   fold:int|None=None, # with a K-fold split CSV (`skinseg split --folds K`): fold `fold`'s images
@@ -292,7 +292,8 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     cols = ['image_id', 'dice', 'iou', 'threshold_jaccard', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
-        Path(out_csv).parent.mkdir(parents=True, exist_ok=True); atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
+        Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+        if kept := write_keeping(out_csv, lambda p: df.to_csv(p, index=False)): warnings.warn(f"{out_csv} held other scores: kept as {kept.name}")
     summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     df.attrs['without_ground_truth'] = without  # their ids, for the command's note
     df.attrs['not_predicted'] = not_predicted
@@ -326,10 +327,7 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, threshold Jaccard, area ratio; global IoU; errors: one line on stderr, exit status 2."
     check_scores_csv(csv, split)  # before anything is scored
-    summary, df = evaluate_dirs(gt_dir, pred_dir, split=split, fold=fold, predicted_only=predicted_only)
-    Path(csv).parent.mkdir(parents=True, exist_ok=True)
-    if kept := write_keeping(csv, lambda p: df.to_csv(p, index=False)):
-        print(f"skinseg evaluate: warning: {csv} held other scores: kept as {kept.name}", file=sys.stderr)
+    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold, predicted_only=predicted_only)
     if (ids := df.attrs['not_predicted']) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} with ground truth but no prediction left out (--predicted-only): "
               + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)

@@ -341,7 +341,7 @@ _MODEL_CACHE, _CACHE_SIZE = {}, 4
 
 def default_model_dir():
     "Where `predict` looks for a model when none is given: `$SKINSEG_MODEL`, else `~/.skinseg/model`."
-    return Path(os.environ.get('SKINSEG_MODEL', Path.home()/'.skinseg'/'model'))
+    return Path(os.environ.get('SKINSEG_MODEL', Path.home()/'.skinseg'/'model')).expanduser()
 
 # %% ../nbs/api/02_model.ipynb #fa7d56d4
 def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, config)` pair (its config checked), or None: `default_model_dir()`
@@ -358,7 +358,8 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
     if not isinstance(model, (str, Path, type(None))):
         raise SkinsegError(f"model is a {type(model).__name__}: give a model folder, an exported .onnx/.pt file, or a "
                            "(network, config dict) tuple such as (net, default_config(input_size=[96, 128]))")
-    path = Path(model) if model is not None else default_model_dir()
+    path = Path(model).expanduser() if model is not None else default_model_dir()
+    if path.name in (WEIGHTS_NAME, CONFIG_NAME): path = path.parent  # one file of a folder: the folder, so both files key the cache
     if model is None and not path.exists():  # none given: say where it looked and how to name one
         where = 'where SKINSEG_MODEL points' if os.environ.get('SKINSEG_MODEL') else 'where predict looks when none is given'
         raise file_error(path, f"no model folder here, {where}: train one with `skinseg train`, then give its folder as model= in Python, "

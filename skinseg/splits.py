@@ -23,6 +23,14 @@ import numpy as np, pandas as pd
 from fastcore.script import call_parse
 
 # %% ../nbs/api/06_splits.ipynb #3d31e2c7
+def _with_lesions(df:pd.DataFrame) -> pd.DataFrame:
+    "`df` with every image's lesion id (its image id where missing, as `find_pairs` reads a folder) and dx ('' where missing); `SkinsegError` without image ids."
+    if not isinstance(df, pd.DataFrame) or 'image_id' not in df:
+        raise SkinsegError(f"expected a table of pairs with an image_id column (as `find_pairs` gives), got {type(df).__name__}"
+                           + (f" with columns {', '.join(map(str, df.columns[:6]))}" if isinstance(df, pd.DataFrame) else ''))
+    lid = df['lesion_id'] if 'lesion_id' in df else pd.Series(None, index=df.index, dtype=object)
+    return df.assign(lesion_id=lid.where(lid.notna(), df.image_id), dx=df['dx'] if 'dx' in df else '')
+
 def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     "One row per lesion: its number of images and its stratum (most common dx, or '' when unknown)."
     dx = df.dx.astype(object).where(df.dx.notna(), '')
@@ -53,14 +61,14 @@ def split_grouping(df:pd.DataFrame, # pairs with image_id and lesion_id (and `so
     return f"lesion-grouped, by image in {', '.join(map(str, by_image))} (no lesion ids there)"
 
 # %% ../nbs/api/06_splits.ipynb #558652bb
-def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
+def split_pairs(df:pd.DataFrame, # from `find_pairs`: image_id, lesion_id (missing: the image's own), dx (missing: unknown)
                 valid_pct:float=0.2, # share of images (per diagnosis) to put in validation
                 seed:int=42, # random seed; the same seed gives the same split
                ) -> pd.DataFrame:
-    "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible; `SkinsegError` for a `valid_pct` outside [0, 1) or a bad `seed`."
+    "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible; `SkinsegError` for a `valid_pct` outside [0, 1), a bad `seed`, or no image_id column."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"valid_pct must be in [0, 1), got {valid_pct}")
     check_seed(seed, 'seed')
-    _warn_if_no_lesions(df)
+    df = _with_lesions(df); _warn_if_no_lesions(df)
     les, rng, valid = _lesion_table(df), np.random.default_rng(seed), set()
     for stratum in sorted(les.stratum.unique()):
         group = les[les.stratum == stratum]
@@ -70,13 +78,14 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id,
     return df.assign(is_valid=df.lesion_id.isin(valid).values)
 
 # %% ../nbs/api/06_splits.ipynb #691b2452
-def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: needs image_id, lesion_id, dx
+def kfold_pairs(df:pd.DataFrame, # from `find_pairs`: image_id, lesion_id (missing: the image's own), dx (missing: unknown)
                 k:int=5, # number of folds
                 seed:int=42, # random seed
                ) -> pd.DataFrame:
-    "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced; `SkinsegError` for a `k` below 2 or above the number of lesions, or a bad `seed`."
+    "Copy of `df` with an int `fold` column in 0..k-1: lesion-grouped, stratified by dx, balanced; `SkinsegError` for a `k` below 2 or above the number of lesions, a bad `seed`, or no image_id column."
     if not is_whole(k) or k < 2: raise SkinsegError(f"k must be a whole number of at least 2, got {k!r}")
     check_seed(seed, 'seed')
+    df = _with_lesions(df)
     les, rng = _lesion_table(df), np.random.default_rng(seed)
     if k > (n := len(les)):
         raise SkinsegError(f"{k} folds but only {n} {'images (no lesion ids)' if _no_lesion_ids(df) else 'lesions'}: every fold needs at least one; choose at most {n} folds")

@@ -135,7 +135,9 @@ def check_train_options(out, # output folder (`--out`): may be missing, must not
     if fold is not None and split_csv is None: raise SkinsegError("--fold needs --split FOLDS.CSV (from `skinseg split DATA --folds K`)")
     check_seed(seed)
     if not is_whole(num_workers) or num_workers < 0: raise SkinsegError(f"--num-workers must be a whole number of at least 0, got {num_workers!r}")
-    size = tuple(size)
+    if isinstance(size, (str, bytes)) or not (is_whole(size) or hasattr(size, '__iter__')):
+        raise SkinsegError(f"--size takes HEIGHT WIDTH (or one number for a square), each a multiple of 32: in Python (256, 256) or 256, got {size!r}")
+    size = (size,) if is_whole(size) else tuple(size)
     if not is_input_size(size * 2 if len(size) == 1 else size):
         raise SkinsegError(f"--size takes HEIGHT WIDTH (or one number), each a multiple of 32 (the U-Net halves it 5 times), "
                            f"not {' '.join(map(str, size))}")
@@ -329,6 +331,8 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
           quiet:bool=False, # print nothing per epoch
          ) -> Learner:
     "Train the U-Net, writing log, checkpoint and best model to `out`; the `Learner`, or None if `resume` finds every epoch done; `SkinsegError` for a bad option, dataset, split or `out`, or a diverging loss."
+    for v, what in ((pretrained, 'pretrained'), (masked_only, 'masked_only'), (resume, 'resume'), (overwrite, 'overwrite'), (bf16, 'bf16'),
+                    (channels_last, 'channels_last'), (progress, 'progress'), (quiet, 'quiet')): check_flag(v, what)
     out = Path(out)
     check_out(out, resume, overwrite, split_csv)
     start_epoch, best, history = 0, -1., []

@@ -85,16 +85,16 @@ def test_a_model_folder_runs_as_one_folded_bf16_copy(tiny_model_dir, tiny_model)
     img = drawn_lesions(60, 80, [(0.2, 0.2, 0.6, 0.7)])[0]
     np.testing.assert_array_equal(predict(img, tiny_model_dir, return_prob=True, bf16=False).prob,
                                   predict(img, tiny_model, return_prob=True, bf16=False).prob)
-    if not bf16_supported(): pytest.skip("this CPU has no native bfloat16: predict runs float32 and folds nothing")
-    folded = predict(img, tiny_model_dir, return_prob=True)
+    assert inference_model(tiny_model_dir)[2] == bf16_supported()  # by default where the CPU runs bfloat16 natively; asked for, on any CPU:
+    folded = predict(img, tiny_model_dir, return_prob=True, bf16=True)
     net, cfg = get_model(tiny_model_dir)
-    copy, _, bf16 = inference_model(tiny_model_dir)
+    copy, _, bf16 = inference_model(tiny_model_dir, bf16=True)
     assert bf16 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules())
     assert next(copy.parameters()).dtype == torch.bfloat16 and next(net.parameters()).dtype == torch.float32
     np.testing.assert_array_equal(folded.prob, predict(img, (copy, cfg), return_prob=True).prob)  # predict ran the copy
-    predict(img, tiny_model_dir)
-    assert inference_model(tiny_model_dir)[0] is copy  # made once per loaded model
-    autocast = predict(img, tiny_model, return_prob=True)
+    predict(img, tiny_model_dir, bf16=True)
+    assert inference_model(tiny_model_dir, bf16=True)[0] is copy  # made once per loaded model
+    autocast = predict(img, tiny_model, return_prob=True, bf16=True)
     assert np.abs(folded.prob - autocast.prob).mean() < 0.01
 
 def test_postprocess_keeps_largest_lesion_and_fills_holes():
@@ -204,15 +204,17 @@ def test_duplicate_image_ids_are_refused(tiny_model_dir, tmp_path):
         skinseg_predict(str(tiny_model_dir), [str(tmp_path/'a'), str(tmp_path/'b')], out=str(tmp_path/'o'), quiet=True)
 
 def test_command_masks_are_predicts(tiny_model_dir, tmp_path):
-    "`skinseg predict` runs a model folder exactly as `predict` does (the same bf16 copy where the CPU has bf16), so their masks agree pixel for pixel."
-    if not bf16_supported(): pytest.skip("this CPU has no native bfloat16: the command and predict both run float32, so there is no copy to differ on")
+    "`skinseg predict` runs a model folder exactly as `predict` does (float32, or the same bf16 copy where the CPU has bf16 or it is asked for), so their masks agree pixel for pixel."
     (tmp_path/'in').mkdir()
     for k, box in enumerate([(0.2, 0.2, 0.6, 0.7), (0.1, 0.3, 0.5, 0.9)]):
         Image.fromarray(drawn_lesions(90, 120, [box])[0]).save(tmp_path/'in'/f'lesion{k}.png')
-    r = run_inprocess('predict', tiny_model_dir, tmp_path/'in', '--out', tmp_path/'out', '--quiet')
-    assert r.returncode == 0, r.stderr
-    for k in range(2):
-        np.testing.assert_array_equal(read_mask(tmp_path/'out'/f'lesion{k}_segmentation.png'), predict(tmp_path/'in'/f'lesion{k}.png', tiny_model_dir).mask)
+    for bf16 in (None, True):  # the CPU's default, then bf16 on any CPU
+        extra, out = (['--bf16', 'true'], tmp_path/'out_bf16') if bf16 else ([], tmp_path/'out')
+        r = run_inprocess('predict', tiny_model_dir, tmp_path/'in', '--out', out, '--quiet', *extra)
+        assert r.returncode == 0, r.stderr
+        for k in range(2):
+            np.testing.assert_array_equal(read_mask(out/f'lesion{k}_segmentation.png'),
+                                          predict(tmp_path/'in'/f'lesion{k}.png', tiny_model_dir, bf16=bf16).mask)
 
 def test_command_never_replaces_a_users_masks(tiny_model_dir, tmp_path):
     "`--out` holding the user's own ground-truth masks of the same names: refused in one line, every file kept byte for byte, nothing written."
