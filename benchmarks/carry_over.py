@@ -34,6 +34,7 @@ from skinseg.metrics import mask_scores
 from skinseg.data import find_pairs, split_pairs, presize, read_split
 from skinseg.loaders import seg_datablock, ArrayBatches, SegDL, ColourJitter
 from skinseg.train import seg_learner, CEDiceLoss
+from skinseg.learner import model_for_training
 from fastai.vision.all import aug_transforms, Zoom, Normalize, CSVLogger, ProgressCallback, RandTransform, TensorImage, TensorMask
 from fastai.torch_core import set_seed
 from torchvision.transforms.functional import gaussian_blur  # after skinseg.core, which sets torchvision up
@@ -288,6 +289,8 @@ def main():
     ap.add_argument('--loss', default='per_image', choices=['per_image', 'pooled', 'boundary', 'lovasz'],
                     help='Dice term of CE + Dice (per image or pooled over the batch), per-image CE + Dice + boundary loss, or CE + per-image Lovasz hinge')
     ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--pretrained', action='store_true', help="the recipe's ImageNet encoder, downloaded (every run recorded so far is from scratch: no download here)")
+    ap.add_argument('--weights', default=None, help='the ImageNet encoder from a local file (torchvision resnet34-b627a593.pth) instead of the download')
     ap.add_argument('--epochs', type=int, default=5)
     ap.add_argument('--size', type=int, nargs=2, default=[96, 128])
     ap.add_argument('--bs', type=int, default=16)
@@ -315,7 +318,7 @@ def main():
     variant = a.name or (f"{a.data}_{a.aug}_{a.norm}_{a.loss}" + ('_sog' if a.colour == 'sog' else '') + (f"_isicx{a.isic_repeat}" if 'isic' in a.data else '') + ('_calibtrained' if a.train_on_calib else '')
                          + f"_{a.size[0]}x{a.size[1]}" + (f"_ham{a.ham_train}" if a.ham_train and 'ham' in a.data else '') + (f"_{a.epochs}ep" if a.epochs != 5 else '')
                          + (f"_lr{a.lr:g}" if a.lr != 1e-3 else '') + (f"_bs{a.bs}" if a.bs != 16 else '')
-                         + ('_bf16' if bf16_supported('cpu') else ''))  # bfloat16 training is not compared as if float32
+                         + ('_pretrained' if a.pretrained or a.weights else '') + ('_bf16' if bf16_supported('cpu') else ''))  # bfloat16 training is not compared as if float32
     out = REPO/'runs'/'carry_over'/f'{variant}_s{a.seed}' if not a.limit else REPO/'runs'/'carry_over_quick'/f'{variant}_s{a.seed}'
     if a.rescore is not None: out, variant = a.rescore.parent, cfg['training'].get('variant') or a.name or f'skinseg_train_{a.rescore.name}'
     if a.ensemble: variant += f'+ensemble{1 + len(a.ensemble)}'
@@ -359,7 +362,8 @@ def train_model(a, variant, out, size, df, train_df):
     else: mean, std = IMAGENET_MEAN, IMAGENET_STD
     set_seed(a.seed)
     dls, _ = dataloaders(df, size, a.bs, a.aug, mean, std, a.seed, a.colour)
-    model = build_model('smp', 'resnet34', size=size)  # random init: no pretrained weights here
+    model, init = model_for_training('smp', pretrained=a.pretrained, weights=a.weights, size=size)  # random unless asked for
+    if (a.pretrained or a.weights) and not init.startswith('ImageNet'): raise SystemExit(f'carry_over.py: --pretrained asked for, but the encoder is {init}')
     bf16 = bf16_supported('cpu')
     learn = seg_learner(dls, model, lr=a.lr, wd=0., bf16=bf16, channels_last=True, path=out, loss='ce_lovasz' if a.loss == 'lovasz' else 'ce_dice')
     if a.loss == 'pooled': learn.loss_func = PooledCEDiceLoss()
@@ -371,7 +375,7 @@ def train_model(a, variant, out, size, df, train_df):
     config = default_config(arch='smp', encoder='resnet34', input_size=list(size), mean=list(mean), std=list(std), threshold=0.5,
         training=dict(script=rel(__file__), variant=variant, args=vars(a), n_train_rows=len(train_df),
                       n_train_images=int(train_df.image_id.nunique()), epochs=a.epochs, bs=a.bs, lr=a.lr,
-                      optimizer='AdamW (fastai Adam, decoupled wd=0)', schedule='one_cycle', encoder_init='random', bf16=bf16,
+                      optimizer='AdamW (fastai Adam, decoupled wd=0)', schedule='one_cycle', encoder_init=init, bf16=bf16,
                       kept='last epoch'))
     model_dir = out/'model'
     save_model(learn.model, model_dir, config)

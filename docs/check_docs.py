@@ -382,7 +382,7 @@ PAGE_JS = r"""
 def browser_problems(out:Path, pages:list, api:dict, chrome:str, home:str='index.html') -> tuple:
     "Open every page of `out` in Chromium; problems found, and how many images and API sections were checked."
     handler = functools.partial(_QuietHandler, directory=str(out))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server = _QuietServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f'http://127.0.0.1:{server.server_address[1]}/'
     problems, n_img, n_api = [], 0, 0
@@ -411,6 +411,10 @@ def browser_problems(out:Path, pages:list, api:dict, chrome:str, home:str='index
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # Chromium drops connections it no longer needs (a favicon): not a problem of the docs
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)): super().handle_error(request, client_address)
 
 # ---------------------------------------------------------------------------------------------- main
 
