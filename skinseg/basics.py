@@ -125,6 +125,8 @@ def check_list(value, # the argument's value: a list, tuple or other iterable of
     return list(value)
 
 # %% ../nbs/api/00_basics.ipynb #95b31175
+_UMASK = os.umask(0o022); os.umask(_UMASK)  # read once: setting it is the only way to read it
+
 def atomic_write(path, # the file to write
                  write_fn, # called with a temporary path beside `path`; writes the content there
                  sync:bool=True, # flush to disk before the rename (off for many small files, e.g. masks)
@@ -137,6 +139,7 @@ def atomic_write(path, # the file to write
         write_fn(tmp)
         if sync:
             with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_UMASK)  # as `open` would leave it (safetensors writes 0600)
         os.replace(tmp, path)
     except OSError as e: raise file_error(path, f"could not be written ({e.strerror or one_line(e)})") from None  # not the temporary name
     finally:
