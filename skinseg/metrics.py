@@ -291,10 +291,11 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
     if note := inverted_note(inverted, 2 * len(gts), 'its scores mean little'): warnings.warn(note)
     cols = ['image_id', 'dice', 'iou', 'threshold_jaccard', 'area_ratio', 'inter', 'union', 'pred_px', 'gt_px']
     df = pd.DataFrame(rows)[cols]
+    summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
+    df[cols[5:]] = df[cols[5:]].round().astype('int64')  # pixel counts
     if out_csv is not None:  # through a temporary file: a full disk keeps an earlier CSV whole, and the error names this one
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
         if kept := write_keeping(out_csv, lambda p: df.to_csv(p, index=False)): warnings.warn(f"{out_csv} held other scores: kept as {kept.name}")
-    summary = summarize_scores({k: torch.tensor(df[k].values) for k in cols[1:7]})
     df.attrs['without_ground_truth'] = without  # their ids, for the command's note
     df.attrs['not_predicted'] = not_predicted
     return summary | (dict(without_ground_truth=len(without)) if without else {}) | (dict(not_predicted=len(not_predicted)) if predicted_only else {}), df
