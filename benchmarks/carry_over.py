@@ -25,7 +25,7 @@ import os, json, time, random, argparse, fcntl, shutil
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
-from skinseg.core import (find_data_dir, build_model, default_config, save_model, read_image, lesion_mask, iter_predict,
+from skinseg.core import (find_data_dir, default_config, save_model, read_image, lesion_mask, iter_predict,
                           keep_largest_lesion, field_of_view, load_model, load_resized, to_batch,
                           bf16_supported, IMAGENET_MEAN, IMAGENET_STD, CONFIG_NAME)
 from skinseg.basics import atomic_write, SkinsegError
