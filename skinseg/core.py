@@ -317,14 +317,16 @@ def predict(images, # path, open binary file, PIL image, RGB (not OpenCV's BGR) 
             streams:int|None=None, # batches read and run at once, each on its share of PyTorch's threads; default 2
             fov:bool|None=None, # mark nothing outside the dermoscope's field of view; None: the config's choice (default on)
             threshold:float|None=None, # lesion where the probability is above it; None: the config's (0.5 unless calibrated)
+            skip_errors:bool=False, # in a list, put a `SkinsegError` in an unreadable image's place instead of raising it
            ):
-    "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list; `SkinsegError` for a bad argument, a model it cannot load, or an image it cannot read."
+    "Predict lesion masks at each image's original size: one `LesionMask`, or a list for a list; `SkinsegError` for a bad argument, a model it cannot load, or an image it cannot read (unless `skip_errors`)."
     single = isinstance(images, (str, Path, Image.Image, torch.Tensor)) or (isinstance(images, np.ndarray) and images.dtype.kind in 'biuf') or hasattr(images, 'read')
     if hasattr(images, 'columns'): raise SkinsegError("images is a table: pass its column of image paths, e.g. df.image")
     if not single and (isinstance(images, (dict, bytes, set)) or not hasattr(images, '__iter__')):
         raise SkinsegError(f"images is a {type(images).__name__}: give a path, PIL image or array, or a list of them")
+    check_flag(skip_errors, 'skip_errors')
     res = list(iter_predict([images] if single else images, model, bs, return_prob, tta, postprocess, device, bf16=bf16,
-                            streams=streams, fov=fov, threshold=threshold))
+                            streams=streams, fov=fov, threshold=threshold, skip_errors=bool(skip_errors) and not single))
     return res[0] if single else res
 
 # %% ../nbs/api/03_core.ipynb #62b23ceb

@@ -200,7 +200,7 @@ def _image_levels(img:Image.Image, source):
     if why is not None: raise file_error(source, why, PhotographAsMaskError if why.startswith(_PHOTOGRAPH) else SkinsegError)
     return a, lesion
 
-def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary), or float probabilities in [0, 1]
+def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, near-binary) or 16-bit (by the high byte), or float probabilities in [0, 1]
                   name:str='mask', # what to call it in an error
                  ) -> np.ndarray:
     "Boolean `HxW` lesion mask by the mask rule: bool as is, levels by the grey rule, probabilities above 0.5; `SkinsegError` for another shape or dtype, values out of range, or a mask that is not binary."
@@ -217,7 +217,8 @@ def binarize_mask(mask, # `HxW` mask: bool, integer levels 0..255 (0/1, 0/255, n
         if not (0 <= lo and hi <= 1): raise SkinsegError(f"{name}: a float mask is a probability map and must lie in [0, 1], got {lo:g}..{hi:g}")
         return a > 0.5
     if a.dtype.kind not in 'iu': raise SkinsegError(f"{name}: expected a bool, integer or float mask, got {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() > 255): raise SkinsegError(f"{name}: integer mask levels must be 0..255, got {a.min()}..{a.max()}")
+    if a.size and (a.min() < 0 or a.max() > 65535): raise SkinsegError(f"{name}: integer mask levels must be 0..255 (or 16-bit, 0..65535), got {a.min()}..{a.max()}")
+    if a.size and a.max() > 255: a = _high_byte(a)  # 16-bit levels, read as a 16-bit mask file is
     lesion, why = _grey_lesion(a.astype(np.uint8))
     if why is not None: raise SkinsegError(f"{name}: {why}")
     return lesion
