@@ -144,10 +144,12 @@ def course_model(data, # the tutorials' dataset folder: HAM10000, or `synthetic_
     dls = seg_dataloaders(pd.concat([sample(pairs[~pairs.is_valid], n_train), sample(pairs[pairs.is_valid], n_valid)]), size=size, bs=16)
     dls.one_batch()  # tutorial 3 looks at a batch first, which moves the data order's random numbers on
     set_seed(42)
-    learn = seg_learner(dls, model_for_training(pretrained=gpu, size=size)[0], path=out)
+    model, init = model_for_training(pretrained=gpu, size=size)
+    learn = seg_learner(dls, model, path=out)
     with learn.no_bar(), learn.no_logging():
         learn.lr_find(num_it=10 if quick else 48, show_plot=False)
         learn.fit_one_cycle(epochs, 1e-3)
     last = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1]))
     scores = {k: round(float(last[k]), 4) for k in ('dice', 'iou', 'threshold_jaccard', 'global_iou')}
-    return save_model(learn.model, model_dir, default_config(input_size=list(size), scores=scores))
+    training = dict(images=len(dls.train_ds), epochs=epochs, bs=16, lr=1e-3, schedule='one_cycle', encoder=init, seed=42)  # as tutorial 3 records it
+    return save_model(learn.model, model_dir, default_config(input_size=list(size), scores=scores, training=training))
