@@ -139,7 +139,7 @@ def atomic_write(path, # the file to write
         write_fn(tmp)
         if sync:
             with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_UMASK)  # as `open` would leave it (safetensors writes 0600)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # a new file's mode, whatever wrote it (safetensors writes 0600, and a replaced 0600 file stayed so)
         os.replace(tmp, path)
     except OSError as e: raise file_error(path, f"could not be written ({e.strerror or one_line(e)})") from None  # not the temporary name
     finally:

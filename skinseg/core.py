@@ -229,7 +229,9 @@ def fov_on(cfg:dict, # model config (`config.json`)
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-def _source(o, i:int) -> str: return Path(o).name if isinstance(o, (str, Path)) else f'image {i}'
+def _source(o, i:int) -> str:
+    if isinstance(o, (str, Path)): return Path(o).name
+    return Path(o.name).name if hasattr(o, 'read') and isinstance(getattr(o, 'name', None), str) else f'image {i}'  # an open file by its name
 
 def _as_error(e:Exception, name:str, doing:str='read') -> SkinsegError:
     return e if isinstance(e, SkinsegError) else file_error(name, f"could not {doing} the image ({type(e).__name__}: {one_line(e)})")

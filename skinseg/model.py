@@ -17,8 +17,8 @@ __all__ = ['CODES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ARCHS', 'MODEL_FORMAT', 'W
            'FORMAT_VERSION', 'MEASUREMENTS', 'TRACE_LOCK', 'load_encoder_weights', 'check_arch', 'is_input_size',
            'build_model', 'default_config', 'save_model', 'is_threshold', 'is_model_dir', 'model_subfolders',
            'parse_model_config', 'read_model_config', 'load_model', 'retire_measurement', 'import_onnxruntime',
-           'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'default_model_dir',
-           'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
+           'OnnxModel', 'load_onnx', 'load_torchscript', 'load_exported', 'exported_config', 'model_path',
+           'default_model_dir', 'get_model', 'TraceLock', 'bf16_inference_model', 'inference_model']
 
 # %% ../nbs/api/02_model.ipynb #65de1901
 from .basics import *
@@ -339,6 +339,12 @@ def exported_config(path, # a file written by `skinseg export`: str or Path
 # %% ../nbs/api/02_model.ipynb #82d75c56
 _MODEL_CACHE, _CACHE_SIZE = {}, 4
 
+def model_path(model, # a model given as a path: its folder, a file of it (`model.safetensors`, `config.json`), or an exported file
+              ) -> Path:
+    "The path `model` names, `~` expanded; a file of a model folder is its folder, so that both files of it count."
+    path = Path(model).expanduser()
+    return path.parent if path.name in (WEIGHTS_NAME, CONFIG_NAME) else path
+
 def default_model_dir():
     "Where `predict` looks for a model when none is given: `$SKINSEG_MODEL`, else `~/.skinseg/model`."
     return Path(os.environ.get('SKINSEG_MODEL', Path.home()/'.skinseg'/'model')).expanduser()
@@ -358,8 +364,7 @@ def get_model(model=None, # model folder, exported `.onnx`/`.pt` file, `(model, 
     if not isinstance(model, (str, Path, type(None))):
         raise SkinsegError(f"model is a {type(model).__name__}: give a model folder, an exported .onnx/.pt file, or a "
                            "(network, config dict) tuple such as (net, default_config(input_size=[96, 128]))")
-    path = Path(model).expanduser() if model is not None else default_model_dir()
-    if path.name in (WEIGHTS_NAME, CONFIG_NAME): path = path.parent  # one file of a folder: the folder, so both files key the cache
+    path = model_path(model) if model is not None else default_model_dir()  # both files of a folder key the cache
     if model is None and not path.exists():  # none given: say where it looked and how to name one
         where = 'where SKINSEG_MODEL points' if os.environ.get('SKINSEG_MODEL') else 'where predict looks when none is given'
         raise file_error(path, f"no model folder here, {where}: train one with `skinseg train`, then give its folder as model= in Python, "

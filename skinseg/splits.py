@@ -29,7 +29,8 @@ def _with_lesions(df:pd.DataFrame) -> pd.DataFrame:
         raise SkinsegError(f"expected a table of pairs with an image_id column (as `find_pairs` gives), got {type(df).__name__}"
                            + (f" with columns {', '.join(map(str, df.columns[:6]))}" if isinstance(df, pd.DataFrame) else ''))
     lid = df['lesion_id'] if 'lesion_id' in df else pd.Series(None, index=df.index, dtype=object)
-    return df.assign(lesion_id=lid.where(lid.notna(), df.image_id), dx=df['dx'] if 'dx' in df else '')
+    given = lid.notna() & (lid.astype(str).str.strip() != '')  # a blank cell (a spreadsheet's) is no id either
+    return df.assign(lesion_id=lid.where(given, df.image_id), dx=df['dx'] if 'dx' in df else '')
 
 def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     "One row per lesion: its number of images and its stratum (most common dx, or '' when unknown)."
@@ -65,7 +66,7 @@ def split_pairs(df:pd.DataFrame, # from `find_pairs`: image_id, lesion_id (missi
                 valid_pct:float=0.2, # share of images (per diagnosis) to put in validation
                 seed:int=42, # random seed; the same seed gives the same split
                ) -> pd.DataFrame:
-    "Copy of `df` with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible; `SkinsegError` for a `valid_pct` outside [0, 1), a bad `seed`, or no image_id column."
+    "Copy of `df` (missing lesion ids and dx filled) with a bool `is_valid` column: lesion-grouped, stratified by dx, reproducible; `SkinsegError` for a `valid_pct` outside [0, 1), a bad `seed`, or no image_id column."
     if not 0 <= valid_pct < 1: raise SkinsegError(f"valid_pct must be in [0, 1), got {valid_pct}")
     check_seed(seed, 'seed')
     df = _with_lesions(df); _warn_if_no_lesions(df)

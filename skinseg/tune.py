@@ -31,11 +31,11 @@ import numpy as np, pandas as pd, torch
 from fastcore.script import call_parse
 
 # %% ../nbs/api/15_tune.ipynb #nt000002
-def check_not_trained_on(model, # model folder (its `split.csv` is read), or anything else: then nothing to check
+def check_not_trained_on(model, # model folder or a file of it (its `split.csv` is read), or anything else: then nothing to check
                          images:list, # image paths to be scored; arrays are not checked
                         ):
     "Raise a `SkinsegError` naming the model's `split.csv` if it lists any of `images` (by file name) as a training image."
-    split = Path(model)/'split.csv' if isinstance(model, (str, Path)) else None
+    split = model_path(model)/'split.csv' if isinstance(model, (str, Path)) else None
     if split is None or not split.is_file(): return  # a pair, an exported file, or a model without its split
     df = read_split(split)
     trained = set(df.image_id[~df.is_valid])
@@ -173,6 +173,7 @@ def threshold_scores(model, # model folder or `(model, config)` pair
     if not (np.ndim(thresholds) == 1 and len(thresholds) and all(isinstance(t, (int, float, np.floating)) and 0 < t < 1 for t in thresholds)):
         raise SkinsegError(f"thresholds must be a non-empty list of numbers between 0 and 1, got {thresholds!r}")
     cfg = get_model(model)[1]  # kept: iter_predict below reuses the loaded model
+    thresholds = sorted(set(float(t) for t in thresholds))  # each once: `choose_threshold` tabulates them
     thr = torch.tensor(thresholds, dtype=torch.float32)[:, None, None]
     rows, inverted = [], []
     for k, (lm, m) in enumerate(zip(iter_predict(list(images), model, bs=bs, return_prob=True, postprocess=False), masks)):

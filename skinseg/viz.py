@@ -37,10 +37,17 @@ def mask_outline(mask:np.ndarray, # lesion mask: bool, 0/1, 0/255 or anything `l
                 ) -> np.ndarray:
     "Boolean inner border of a lesion mask, `width` pixels thick; `SkinsegError` if `mask` is not a mask."
     from scipy import ndimage
+    check_count(width, 'width')  # scipy erodes until nothing changes for a width below 1: the whole lesion, not a border
     m = lesion_mask(mask)
     return m & ~ndimage.binary_erosion(m, iterations=width, border_value=0)
 
 def _width(shape) -> int: return max(1, round(shape[0] / 300))
+
+def _check_tint(alpha, colour=(0, 0, 0)):
+    "Raise a `SkinsegError` unless `alpha` is a number in [0, 1] and `colour` three whole numbers 0..255 (uint8 arithmetic would wrap)."
+    if not (isinstance(alpha, (int, float, np.number)) and 0 <= alpha <= 1): raise SkinsegError(f"alpha is a tint strength from 0 to 1, got {alpha!r}")
+    if not (np.shape(colour) == (3,) and all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in colour)):
+        raise SkinsegError(f"colour is an RGB triple of whole numbers 0..255, such as (0, 255, 255), got {colour!r}")
 
 def overlay_mask(image, # path, PIL image or array
                  mask, # lesion mask of the same height and width: array, file or `LesionMask`
@@ -49,6 +56,7 @@ def overlay_mask(image, # path, PIL image or array
                  outline:bool=True, # draw the border
                 ) -> np.ndarray:
     "The image with the lesion tinted and outlined in `colour`, as an RGB uint8 array; `SkinsegError` for an image or mask it cannot read, or the two of different sizes."
+    _check_tint(alpha, colour)
     img = as_rgb_array(image)
     m = mask_of(mask)
     _check_same_shape(img, m, image)
@@ -74,6 +82,7 @@ def error_overlay(image, # path, PIL image or array
                   alpha:float=0.45, # tint strength
                  ) -> np.ndarray:
     "The image with TP green, FP magenta and FN amber, and the predicted border outlined, as RGB uint8; `SkinsegError` for an image or mask it cannot read, or sizes that differ."
+    _check_tint(alpha)
     img = as_rgb_array(image); codes = error_map(gt, pred)
     _check_same_shape(img, codes, image)
     out = img.astype(np.float32)
