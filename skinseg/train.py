@@ -347,7 +347,7 @@ def train(data_dir:str|Path|list, # dataset folder (any layout `skinseg check` r
                              "leave them out, or start a new run with --overwrite or another --out")
         epochs, bs, lr, size, arch, encoder, seed, schedule, wd = (run[k] for k in
             ('epochs', 'bs', 'lr', 'size', 'arch', 'encoder', 'seed', 'schedule', 'wd'))
-        split_csv, fold, limit, valid_pct = out/'split.csv', None, None, run.get('valid_pct', 0.2)  # the run's split.csv holds its images
+        split_csv, fold, limit, valid_pct = out/'split.csv', None, run.get('limit'), run.get('valid_pct', 0.2)  # the run's split.csv holds its images; `limit` draws them in the run's order
         bf16, channels_last = run['bf16'], run['channels_last']
         masked_only, augment, repeat = run.get('masked_only', False), run.get('augment', 'standard'), run.get('repeat')
         loss = run.get('loss', 'ce_dice')  # runs before --loss existed trained with CE + Dice

@@ -70,3 +70,23 @@ def test_loss_ce_lovasz_is_trained_recorded_and_kept_on_resume(data, tmp_path):
     assert r.returncode != 0 and '--loss ce_dice (the run: ce_lovasz)' in r.stderr, r.stderr[-2000:]
     r = skinseg('train', data, '--out', tmp_path/'bad', '--loss', 'dice', *TINY)
     assert r.returncode != 0 and "unknown loss 'dice': choose one of ('ce_dice', 'ce_lovasz')" in r.stderr and not (tmp_path/'bad').exists()
+
+def test_resume_of_a_limited_run_ends_with_the_uninterrupted_runs_weights(data, tmp_path):
+    "A `limit` run stopped after its first epoch and resumed trains on its images in the order the run drew them (resume once read them in file order): the same weights as the run never stopped."
+    import torch
+    from safetensors.torch import load_file
+    import skinseg.checkpoint as ck
+    from skinseg.train import train
+    kw = dict(epochs=2, bs=4, size=(32, 32), encoder='resnet18', pretrained=False, limit=16, threads=1, quiet=True, bf16=False)
+    train(data, out=tmp_path/'full', **kw)
+    after_epoch = ck.TrainTracker.after_epoch
+    def stop_after_first(self):
+        after_epoch(self)
+        if self.epoch == 0: raise KeyboardInterrupt
+    ck.TrainTracker.after_epoch = stop_after_first
+    try:
+        with pytest.raises(KeyboardInterrupt): train(data, out=tmp_path/'stopped', **kw)
+    finally: ck.TrainTracker.after_epoch = after_epoch
+    train(data, out=tmp_path/'stopped', resume=True, quiet=True)
+    a, b = load_file(tmp_path/'full'/'model.safetensors'), load_file(tmp_path/'stopped'/'model.safetensors')
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) == 0
