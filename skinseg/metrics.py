@@ -75,11 +75,13 @@ def summarize_scores(scores:dict, # per-image values by name, as `mask_scores` g
     if missing: raise SkinsegError(f"per-image scores lack {missing}: pass what `mask_scores` gives"
                                    + (" (`per_image_scores`' table has no pixel counts: take its column means)" if isinstance(scores, pd.DataFrame) else ""))
     n = len(scores['iou'])
-    mean = lambda k: float(torch.as_tensor(scores[k]).double().mean()) if n else math.nan
-    inter, union = float(torch.as_tensor(scores['inter']).sum()), float(torch.as_tensor(scores['union']).sum())
-    r = dict(n=n, dice=mean('dice'), iou=mean('iou'), threshold_jaccard=mean('threshold_jaccard'), global_iou=inter / union if union else 1.)
+    f64 = lambda k: torch.as_tensor(scores[k], dtype=torch.float64)  # a plain list straight to float64, not through float32
+    mean = lambda k: float(f64(k).mean()) if n else math.nan
+    inter, union = float(f64('inter').sum()), float(f64('union').sum())
+    r = dict(n=n, dice=mean('dice'), iou=mean('iou'), threshold_jaccard=mean('threshold_jaccard'),
+             global_iou=inter / union if union else 1. if n else math.nan)
     if 'area_ratio' in scores:
-        med = float(np.median(torch.as_tensor(scores['area_ratio']).double().numpy())) if n else math.nan
+        med = float(np.median(f64('area_ratio').numpy())) if n else math.nan
         r['median_area_ratio'] = med if math.isfinite(med) else None  # infinite (most truths empty): no number
     return r
 
