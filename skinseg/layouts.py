@@ -181,7 +181,7 @@ def _by_id(paths, id_of, what:str, keep_first:bool) -> dict:
 def _loose(name:str) -> str: return unicodedata.normalize('NFC', name).casefold()
 
 def _warn_unpaired(mask_of:dict, image_of:dict):
-    "Warn when masks are there but none pairs with an image, or some would but for the letter case of their names or the encoding of their accents."
+    "Warn when masks are there but none pairs with an image, some would but for the letter case of their names or the encoding of their accents, or some pair with none while images lack one."
     near = {_loose(i): i for i in image_of}
     loose = [m for m in mask_of if m not in image_of and _loose(m) in near]
     if loose:
@@ -193,6 +193,10 @@ def _warn_unpaired(mask_of:dict, image_of:dict):
     elif mask_of and image_of and not set(mask_of) & set(image_of):
         warnings.warn(f"none of the {len(mask_of)} masks pairs with an image (e.g. mask {Path(next(iter(mask_of.values()))).name} "
                       f"gives id {next(iter(mask_of))!r}; images: {next(iter(image_of))!r}): each mask is named after its image")
+    elif (stray := [m for m in mask_of if m not in image_of]) and (bare := [i for i in image_of if i not in mask_of]):  # named otherwise?
+        warnings.warn(f"{mask_of[stray[0]]}: pairs with no image (it gives id {stray[0]!r}{f', as do {len(stray) - 1} more masks' if len(stray) > 1 else ''}), "
+                      f"while {len(bare)} image{'s have' if len(bare) > 1 else ' has'} no mask (e.g. {bare[0]!r}): each mask is named after its image, "
+                      "as <id>_segmentation.png or <id>.png")
 
 def find_pairs(data_dir, # dataset folder in a layout listed above, or its `scan_dataset`
                keep_first:bool=False, # pair the first of an id's two images (or masks) instead of refusing, as `check_dataset` does to list them all
