@@ -313,7 +313,7 @@ def check_scores_csv(out_csv, # the per-image scores CSV to write: str or Path
     if not out.is_file(): return
     if split is not None and Path(split).is_file() and out.samefile(split):
         raise file_error(out, f"{option} names the --split file that is read; the scores would replace it: choose another {option}")
-    if not (first_line(out) or b'').startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own
+    if not (first_line(out) or b'').removeprefix(b'\xef\xbb\xbf').startswith(b'image_id,dice,iou,'):  # an input (mask, metadata, split) or a file of the user's own (a BOM: saved by Excel)
         raise file_error(out, f"already exists and is not a scores CSV of skinseg: refusing to write over it; choose another {option}")
 
 # %% ../nbs/api/10_metrics.ipynb #5ee11bc7

@@ -301,6 +301,7 @@ def load_torchscript(path, # TorchScript file written by `export_torchscript`: s
                     ) -> tuple:
     "`(ScriptModule, config)` from a file written by `export_torchscript`; `SkinsegError` naming the file if it is missing, unreadable or not exported by skinseg."
     path = Path(path)
+    if path.is_dir(): raise file_error(path, "is a folder, not an exported file: load a model folder with `load_model`, or give it to `predict` as model=")
     if not path.is_file(): raise file_error(path, "TorchScript file not found")
     extra = {CONFIG_NAME: ''}
     try:
