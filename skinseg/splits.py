@@ -15,7 +15,7 @@ __all__ = ['split_grouping', 'split_pairs', 'kfold_pairs', 'check_both_sides', '
 
 # %% ../nbs/api/06_splits.ipynb #isplits
 from .basics import *
-from .layouts import find_pairs, find_pairs_of, read_table
+from .layouts import find_pairs, find_pairs_of, read_table, fill_lesion_ids
 from .model import WEIGHTS_NAME
 import os, sys, warnings
 from pathlib import Path
@@ -28,9 +28,7 @@ def _with_lesions(df:pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame) or 'image_id' not in df:
         raise SkinsegError(f"expected a table of pairs with an image_id column (as `find_pairs` gives), got {type(df).__name__}"
                            + (f" with columns {', '.join(map(str, df.columns[:6]))}" if isinstance(df, pd.DataFrame) else ''))
-    lid = df['lesion_id'] if 'lesion_id' in df else pd.Series(None, index=df.index, dtype=object)
-    given = lid.notna() & (lid.astype(str).str.strip() != '')  # a blank cell (a spreadsheet's) is no id either
-    return df.assign(lesion_id=lid.where(given, df.image_id), dx=df['dx'] if 'dx' in df else '')
+    return fill_lesion_ids(df).assign(dx=df['dx'] if 'dx' in df else '')
 
 def _lesion_table(df:pd.DataFrame) -> pd.DataFrame:
     "One row per lesion: its number of images and its stratum (most common dx, or '' when unknown)."
