@@ -144,6 +144,12 @@ def _swapped_note(img_dirs, mask_dirs) -> str:
     return (f": its {len(named_masks)} files are named as masks (e.g. {named_masks[0].name}) and {', '.join(d.name + '/' for d in mask_dirs)} "
             f"holds {len(photos)} images (e.g. {photos[0].name}): are the two folders swapped?")
 
+def _nested_note(img_dirs) -> str:
+    "What to add when a layout's image folders hold images only in their subfolders, which are not read: where they are; else ''."
+    subs = sorted({p.parent for d in img_dirs for p in d.glob('*/**/*') if is_image_file(p)})
+    return (f": {', '.join(str(s.relative_to(s.parents[1])) + '/' for s in subs[:3])}{' and more' if len(subs) > 3 else ''} hold images, "
+            "but subfolders are not read: move the images up into the image folder" if subs else '')
+
 def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned (returned as it is)
                 ) -> DatasetFiles:
     "The layout, image files, mask files and metadata of `data_dir`, with nothing paired yet; kept while the folder is unchanged; `SkinsegError` naming the folder if it is missing, of no known layout, or holds no images."
@@ -157,7 +163,7 @@ def scan_dataset(data_dir, # dataset folder, or a `DatasetFiles` already scanned
     if key in _SCANS: return _SCANS[key]
     in_img_dirs, masks = _list_files(img_dirs, is_mask_file), _list_files(mask_dirs, is_mask_file)  # image files, and files named as masks
     images = [p for p in in_img_dirs if is_image_file(p)]
-    if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)" + _swapped_note(img_dirs, mask_dirs))
+    if not images: raise file_error(data_dir, f"no images found in {', '.join(d.name + '/' for d in img_dirs)} ({layout} layout)" + (_swapped_note(img_dirs, mask_dirs) or _nested_note(img_dirs)))
     if named := [p for p in in_img_dirs if not is_image_file(p) and p.parent not in mask_dirs]:
         n = len(named)
         warnings.warn(f"{named[0].parent}: {n} file{'s' if n > 1 else ''} named as masks (*_segmentation, *_mask, *_lesion) left out of the images, "

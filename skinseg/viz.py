@@ -152,8 +152,11 @@ def worst_cases(scores:pd.DataFrame, # per-image scores, one row per image (e.g.
 def plot_training_log(log, # the `log.csv` of `skinseg train` (or any fastai CSVLogger file), or its DataFrame
                       dpi:int=70, # figure resolution, dots per inch
                      ):
-    "Losses and metrics per epoch from a training log; return the figure; `SkinsegError` if the log has no `epoch` column."
-    df = pd.read_csv(log) if isinstance(log, (str, Path)) else log
+    "Losses and metrics per epoch from a training log; return the figure; `SkinsegError` for a log it cannot read or one without an `epoch` column."
+    if not isinstance(log, (str, Path, pd.DataFrame)): raise SkinsegError(f"log is a {type(log).__name__}: give the path of a log.csv, or its DataFrame")
+    try: df = pd.read_csv(log) if isinstance(log, (str, Path)) else log
+    except (OSError, UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as e:
+        raise file_error(log, f"cannot read it as a training log ({type(e).__name__}: {one_line(e)})") from None
     if 'epoch' not in df.columns: raise SkinsegError(f"{log if isinstance(log, (str, Path)) else 'log'}: no 'epoch' column; not a fastai CSVLogger file")
     df = df[pd.to_numeric(df.epoch, errors='coerce').notna()]  # a resumed run may repeat the header
     df = df.apply(pd.to_numeric, errors='coerce').assign(epoch=lambda d: d.epoch + 1)
