@@ -262,9 +262,9 @@ def evaluate_dirs(gt_dir:str|Path, # dataset folder or plain folder of ground-tr
                   predicted_only:bool=False, # score only the images that have a prediction (the others are counted in `attrs['not_predicted']`)
                  ) -> tuple:
     "Score predicted masks against the ground truth: `(summary dict, per-image DataFrame)`; `SkinsegError` naming the file or folder for a missing folder or prediction, two predictions of an image, a size mismatch, or the two folders swapped."
+    if out_csv is not None: check_scores_csv(out_csv, split)  # before anything is read or scored
     gt_dir, pred_dir = Path(gt_dir), Path(pred_dir)
     _check_dirs(gt_dir, pred_dir)
-    if out_csv is not None: check_scores_csv(out_csv, split)
     if fold is not None and not split: raise SkinsegError('--fold K needs --split FOLDS.csv')
     if split and ids is not None: raise SkinsegError("give the images to score as ids or as a split CSV, not both")
     if split: ids = _split_ids(split, fold)
@@ -329,8 +329,7 @@ def skinseg_evaluate(gt_dir:str, # dataset folder (HAM10000, ISIC Task 1, images
                      quiet:bool=False, # print only the summary
                     ):
     "Score predicted lesion masks against the ground truth: per-image Dice, IoU, threshold Jaccard, area ratio; global IoU; errors: one line on stderr, exit status 2."
-    check_scores_csv(csv, split)  # before anything is scored
-    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold, predicted_only=predicted_only)
+    summary, df = evaluate_dirs(gt_dir, pred_dir, csv, split=split, fold=fold, predicted_only=predicted_only)  # it checks csv first
     if (ids := df.attrs['not_predicted']) and not quiet:
         print(f"skinseg evaluate: {len(ids)} image{'s' if len(ids) > 1 else ''} with ground truth but no prediction left out (--predicted-only): "
               + ', '.join(ids[:3]) + (', ...' if len(ids) > 3 else ''), file=sys.stderr)
